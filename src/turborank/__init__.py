@@ -1,0 +1,15 @@
+"""turborank: fast, self-hostable JinaBERT / BERT cross-encoder rerankers."""
+
+from .api import Reranker, RerankResult
+from .errors import BackendError, CheckpointError, InputError, ModelNotFoundError, TurborankError
+
+__all__ = [
+    "BackendError",
+    "CheckpointError",
+    "InputError",
+    "ModelNotFoundError",
+    "RerankResult",
+    "Reranker",
+    "TurborankError",
+]
+__version__ = "0.1.0"

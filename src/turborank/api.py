@@ -1,0 +1,245 @@
+"""Public API: ``Reranker.from_pretrained(...)``, then ``compute_score`` or ``rerank``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import TOKENIZER_FILE, load_model, resolve_model_dir, weights_path
+from .engine import DEFAULT_MAX_BATCH_TOKENS, Engine, TorchBackend
+from .errors import InputError, ModelNotFoundError
+from .model import JinaBertForSequenceClassification
+from .tokenization import TRUNCATION_STRATEGIES, PairEncoding, PairTokenizer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+MAX_QUERY_TOKENS = 512  # the query's own cap under only_second truncation (at most half of max_length)
+
+DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One ranked document: its position in the input, sigmoid score, raw logit, and optionally its text."""
+
+    index: int
+    relevance_score: float
+    logit: float
+    document: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "relevance_score": self.relevance_score, "logit": self.logit}
+        if self.document is not None:
+            out["document"] = self.document
+        return out
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device={device!r} but CUDA is not available here: use device='cpu' or 'auto'")
+    return resolved
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """None: float32 everywhere. 'auto': bf16 (or fp16) on CUDA, float32 on CPU."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be one of {', '.join(DTYPES)} or 'auto', got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+
+
+class Reranker:
+    """A cross-encoder reranker (JinaBERT or BERT) with a length-aware batching engine.
+
+    Example:
+        >>> reranker = Reranker.from_pretrained("path/to/jina-reranker-v1-turbo-en")
+        >>> reranker.rerank("capital of France?", ["Paris is the capital.", "Berlin is a city."], top_n=1)
+        [RerankResult(index=0, relevance_score=0.86, logit=1.83, document='Paris is the capital.')]
+    """
+
+    def __init__(self, model: JinaBertForSequenceClassification, tokenizer: PairTokenizer, *,
+                 device: torch.device | None = None, dtype: torch.dtype = torch.float32,
+                 max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS, use_token_type_ids: bool | None = None,
+                 use_sdpa: bool = True, name: str = "model", source: Path | None = None):
+        self.config = model.config
+        self.tokenizer = tokenizer
+        self.device = device or torch.device("cpu")
+        self.dtype = dtype
+        self.name = name
+        self.source = source
+        # JinaBERT's own pipeline (RoBERTa tokenizer) never passes segment ids, so ALiBi models see
+        # zeros; classic BERT cross-encoders were trained with the tokenizer's segment ids.
+        if use_token_type_ids is None:
+            use_token_type_ids = not self.config.uses_alibi
+        self.engine = Engine(TorchBackend(model, self.device, dtype, use_sdpa), tokenizer.pad_token_id,
+                             use_token_type_ids, max_batch_tokens)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "auto",
+                        dtype: str | torch.dtype | None = None, *, revision: str | None = None,
+                        num_threads: int | None = None, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+                        use_token_type_ids: bool | None = None, use_sdpa: bool = True) -> Reranker:
+        """Load a checkpoint directory or hub id; ``None`` loads the model shipped inside turborank.
+
+        Args:
+            name_or_path: local checkpoint directory, hub id (``jinaai/jina-reranker-v1-turbo-en``) or None.
+            device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available).
+            dtype: None (float32), "auto" (bf16/fp16 on CUDA, float32 on CPU), or an explicit dtype.
+            revision: hub revision (branch, tag or commit).
+            num_threads: CPU threads for torch (process-wide); None keeps torch's default.
+            max_batch_tokens: padded tokens per forward pass; bounds activation memory.
+            use_token_type_ids: None picks what the model family was trained with.
+            use_sdpa: fused attention (True) or the plain reference math (False).
+
+        Raises:
+            ModelNotFoundError, CheckpointError: with the problem and the fix in the message.
+        """
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        if name_or_path is None:
+            if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+                raise ModelNotFoundError("this turborank install ships no default model: pass a checkpoint "
+                                         "directory or hub id")
+            name_or_path = DEFAULT_MODEL_DIR
+        directory = resolve_model_dir(name_or_path, revision)
+        model = load_model(directory)
+        tokenizer = PairTokenizer.from_file(directory / TOKENIZER_FILE, model.config.pad_token_id)
+        resolved_device = resolve_device(device)
+        return cls(model, tokenizer, device=resolved_device, dtype=resolve_dtype(dtype, resolved_device),
+                   max_batch_tokens=max_batch_tokens, use_token_type_ids=use_token_type_ids,
+                   use_sdpa=use_sdpa, name=str(name_or_path), source=directory)
+
+    @property
+    def max_length(self) -> int:
+        """The model's own limit: 8,192 for ALiBi models, the position table size for absolute ones."""
+        return self.config.max_position_embeddings
+
+    def _check_max_length(self, max_length: int | None) -> int:
+        if max_length is None:
+            return self.max_length
+        if not isinstance(max_length, int) or max_length < 8:
+            raise InputError(f"max_length must be an integer >= 8, got {max_length!r}")
+        if max_length > self.max_length and not self.config.uses_alibi:
+            raise InputError(f"max_length={max_length} exceeds this model's {self.max_length} position "
+                             "embeddings; use a smaller max_length")
+        return max_length
+
+    def encode(self, pairs: Sequence[tuple[str, str]], max_length: int | None = None,
+               truncation: str = "only_second") -> list[PairEncoding]:
+        """Tokenize and truncate pairs (the query keeps at most half of max_length, 512 tokens tops)."""
+        max_length = self._check_max_length(max_length)
+        if truncation not in TRUNCATION_STRATEGIES:
+            raise InputError(f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
+        return self.tokenizer.encode_pairs(pairs, max_length, min(MAX_QUERY_TOKENS, max_length // 2), truncation)
+
+    def predict_logits(self, pairs: Sequence[tuple[str, str]], batch_size: int | None = None,
+                       max_length: int | None = None, truncation: str = "only_second") -> np.ndarray:
+        """Raw logits (N, num_labels) as float32, in input order."""
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return self.engine.run(self.encode(pairs, max_length, truncation), batch_size)
+
+    def compute_score(self, sentence_pairs: Sequence[Sequence[str]] | Sequence[str], batch_size: int = 32,
+                      max_length: int | None = None, normalize: bool = True,
+                      truncation: str = "only_second") -> float | list[float]:
+        """Drop-in for the reference ``compute_score``: sigmoid scores (``normalize``) or raw logits.
+
+        A single ``[query, document]`` pair gives a bare float; a list of pairs a list in input order.
+        ``batch_size`` caps the pairs per forward pass; the engine also packs by token budget.
+        """
+        pairs, single = _as_pairs(sentence_pairs)
+        logits = self.predict_logits(pairs, batch_size, max_length, truncation)
+        if logits.shape[1] != 1:
+            raise InputError(f"this model has {logits.shape[1]} labels; compute_score needs a single-logit "
+                             "reranker (use predict_logits for the raw outputs)")
+        values = sigmoid(logits[:, 0]) if normalize else logits[:, 0]
+        scores = [float(v) for v in values]
+        return scores[0] if single and len(scores) == 1 else scores
+
+    def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None,
+               return_documents: bool = True, max_length: int | None = None,
+               truncation: str = "only_second", batch_size: int | None = None) -> list[RerankResult]:
+        """Score every document against the query; results sorted by score, ties in input order."""
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("query must be a non-empty string")
+        documents = _check_documents(documents)
+        if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
+            raise InputError(f"top_n must be a positive integer or None, got {top_n!r}")
+        logits = self.predict_logits([(query, d) for d in documents], batch_size, max_length, truncation)
+        if logits.shape[1] != 1:
+            raise InputError(f"this model has {logits.shape[1]} labels; rerank needs a single-logit reranker")
+        return rank_results(logits[:, 0], documents if return_documents else None, top_n)
+
+    def info(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "name": self.name,
+            "path": str(self.source) if self.source else None,
+            "architecture": "JinaBERT (ALiBi, %s)" % c.feed_forward_type if c.uses_alibi
+            else "BERT (absolute positions)",
+            "layers": c.num_hidden_layers, "hidden_size": c.hidden_size, "heads": c.num_attention_heads,
+            "intermediate_size": c.intermediate_size, "feed_forward": c.feed_forward_type,
+            "vocab_size": c.vocab_size, "num_labels": c.num_labels,
+            "parameters": sum(p.numel() for p in self.engine.backend.model.parameters()),
+            "max_length": self.max_length,
+            "dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device),
+            "weights_file": weights_path(self.source).name if self.source else None,
+        }
+
+
+def rank_results(logits: np.ndarray, documents: Sequence[str] | None, top_n: int | None) -> list[RerankResult]:
+    """Sort by logit (descending, stable) and attach fp32 sigmoid scores."""
+    scores = sigmoid(logits)
+    order = np.argsort(-logits, kind="stable")[: top_n or len(logits)]
+    return [RerankResult(int(i), float(scores[i]), float(logits[i]),
+                         documents[i] if documents is not None else None) for i in order]
+
+
+def _as_pairs(sentence_pairs: Any) -> tuple[list[tuple[str, str]], bool]:
+    if isinstance(sentence_pairs, (list, tuple)) and len(sentence_pairs) == 2 \
+            and all(isinstance(t, str) for t in sentence_pairs):
+        return [(sentence_pairs[0], sentence_pairs[1])], True
+    if not isinstance(sentence_pairs, (list, tuple)):
+        raise InputError("sentence_pairs must be a [query, document] pair or a list of such pairs, "
+                         f"got {type(sentence_pairs).__name__}")
+    pairs = []
+    for i, pair in enumerate(sentence_pairs):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
+            raise InputError(f"sentence_pairs[{i}] must be a [query, document] pair of strings, got {pair!r:.80}")
+        pairs.append((pair[0], pair[1]))
+    return pairs, False
+
+
+def _check_documents(documents: Any) -> list[str]:
+    if isinstance(documents, str) or not isinstance(documents, Sequence):
+        raise InputError("documents must be a list of strings")
+    for i, document in enumerate(documents):
+        if not isinstance(document, str):
+            raise InputError(f"documents[{i}] must be a string, got {type(document).__name__}")
+    return list(documents)

@@ -1,0 +1,221 @@
+"""Find, read, validate and write checkpoints in the published Hugging Face layout.
+
+A checkpoint directory holds config.json, weights (model.safetensors or pytorch_model.bin, any of
+bf16/fp16/fp32) and tokenizer.json. Hub ids resolve through huggingface_hub, from the local cache
+first. Pickled weights are read with ``weights_only=True``: arbitrary code is never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError, ModelNotFoundError
+from .model import JinaBertConfig, JinaBertForSequenceClassification
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt")
+
+# Buffers some exporters write next to the parameters; they carry no learned values.
+IGNORED_KEY_SUFFIXES = ("embeddings.position_ids", "encoder.alibi")
+ENCODER_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
+    """Return a local directory holding the checkpoint: the path itself, or the hub snapshot.
+
+    Raises:
+        ModelNotFoundError: the path does not exist and the hub id is neither cached nor reachable.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelNotFoundError(f"{path} is a file; pass the checkpoint directory that contains it")
+    text = str(name_or_path)
+    if text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise ModelNotFoundError(f"no checkpoint directory at {text!r}: check the path, "
+                                 "or pass a hub id such as 'jinaai/jina-reranker-v1-turbo-en'")
+    return _download_from_hub(text, revision)
+
+
+def _download_from_hub(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    def fetch(filename: str) -> Path:
+        try:
+            return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=True))
+        except Exception:  # not cached: go online below
+            pass
+        try:
+            return Path(hf_hub_download(repo_id, filename, revision=revision))
+        except EntryNotFoundError:
+            raise
+        except Exception as exc:
+            raise ModelNotFoundError(
+                f"{repo_id}/{filename} is not in the local cache and the hub cannot be reached ({exc}): "
+                "pass a local checkpoint directory, or download it on a connected machine "
+                f"(huggingface-cli download {repo_id}) and copy the cache") from exc
+
+    directory = fetch(CONFIG_FILE).parent
+    fetch(TOKENIZER_FILE)
+    for extra in TOKENIZER_EXTRAS:
+        try:
+            fetch(extra)
+        except (EntryNotFoundError, ModelNotFoundError):
+            continue
+    for weights in WEIGHT_FILES:
+        try:
+            fetch(weights)
+            return directory
+        except EntryNotFoundError:
+            continue
+    raise ModelNotFoundError(f"{repo_id} has none of {WEIGHT_FILES}: it is not a supported checkpoint")
+
+
+def load_config(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory} has no {CONFIG_FILE}: is this a Hugging Face checkpoint directory?")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}): re-download the checkpoint") from exc
+
+
+def weights_path(directory: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    raise CheckpointError(f"{directory} has no weights: expected one of {', '.join(WEIGHT_FILES)}")
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read a state dict without executing code, whatever the file format."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read weights from {path} ({type(exc).__name__}: {exc}). The file may be truncated "
+            "or corrupt (re-download it), or a pickle that needs code execution, which turborank refuses "
+            "to run (convert it to model.safetensors)") from exc
+
+
+def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map the layouts seen in the wild onto this model's names.
+
+    Un-prefixed encoder keys (``encoder.layer.0...`` from a bare BertModel save) get the ``bert.``
+    prefix; non-persistent buffers that some files carry are dropped.
+    """
+    normalized = {}
+    for key, tensor in state.items():
+        if key.endswith(IGNORED_KEY_SUFFIXES):
+            continue
+        if key.startswith(ENCODER_PREFIXES):
+            key = "bert." + key
+        normalized[key] = tensor
+    return normalized
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Require equal key sets and shapes; the error lists every difference."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
+                  for k in sorted(set(expected) & set(state)) if state[k].shape != expected[k].shape]
+    if not (missing or unexpected or mismatched):
+        return
+    lines = [f"weights in {source} do not match its config.json:"]
+    if missing:
+        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing[:12])}")
+    if unexpected:
+        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:12])}")
+    if mismatched:
+        lines.append(f"  shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:12])}")
+    lines.append("Check that config.json belongs to these weights (hidden_size, num_hidden_layers, "
+                 "intermediate_size, feed_forward_type, position_embedding_type, vocab_size).")
+    raise CheckpointError("\n".join(lines))
+
+
+def load_model(directory: Path) -> JinaBertForSequenceClassification:
+    """Build the model from config.json and load its weights in float32 (bf16/fp16 upcast exactly)."""
+    config = JinaBertConfig.from_dict(load_config(directory))
+    source = weights_path(directory)
+    state = normalize_keys(read_weights(source))
+    classifier = state.get("classifier.weight")
+    if classifier is None:
+        raise CheckpointError(
+            f"{source} has no classifier.weight: this is an encoder without a ranking head (a bi-encoder "
+            "or base model), not a cross-encoder. Pass a reranker checkpoint.")
+    config.num_labels = classifier.shape[0]  # config.json of the published models omits or misstates it
+    model = JinaBertForSequenceClassification(config)
+    check_state_dict(model, state, source)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    return model.eval()
+
+
+def reference_config(config: JinaBertConfig) -> dict[str, Any]:
+    """config.json with the published checkpoints' fields, so the reference code loads our files too."""
+    return {
+        "architectures": ["JinaBertForSequenceClassification"],
+        "attention_probs_dropout_prob": config.attention_probs_dropout_prob,
+        "attn_implementation": None,
+        "auto_map": {
+            "AutoConfig": "configuration_bert.JinaBertConfig",
+            "AutoModel": "modeling_bert.JinaBertModel",
+            "AutoModelForSequenceClassification": "modeling_bert.JinaBertForSequenceClassification",
+        },
+        "classifier_dropout": config.classifier_dropout,
+        "emb_pooler": "mean",
+        "feed_forward_type": config.feed_forward_type,
+        "gradient_checkpointing": False,
+        "hidden_act": config.hidden_act,
+        "hidden_dropout_prob": config.hidden_dropout_prob,
+        "hidden_size": config.hidden_size,
+        "id2label": {str(i): f"LABEL_{i}" for i in range(config.num_labels)},
+        "label2id": {f"LABEL_{i}": i for i in range(config.num_labels)},
+        "initializer_range": config.initializer_range,
+        "intermediate_size": config.intermediate_size,
+        "layer_norm_eps": config.layer_norm_eps,
+        "max_position_embeddings": config.max_position_embeddings,
+        "model_type": "bert",
+        "num_attention_heads": config.num_attention_heads,
+        "num_hidden_layers": config.num_hidden_layers,
+        "pad_token_id": config.pad_token_id,
+        "position_embedding_type": config.position_embedding_type,
+        "torch_dtype": "bfloat16",
+        "type_vocab_size": config.type_vocab_size,
+        "use_cache": True,
+        "vocab_size": config.vocab_size,
+    }
+
+
+def save_checkpoint(model: JinaBertForSequenceClassification, tokenizer_dir: Path, out_dir: Path,
+                    dtype: torch.dtype = torch.bfloat16) -> Path:
+    """Write config.json, model.safetensors (reference tensor names) and the tokenizer files."""
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONFIG_FILE).write_text(json.dumps(reference_config(model.config), indent=2) + "\n")
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    for name in (TOKENIZER_FILE, *TOKENIZER_EXTRAS):
+        source = Path(tokenizer_dir) / name
+        if source.is_file() and source.resolve() != (out_dir / name).resolve():
+            (out_dir / name).write_bytes(source.read_bytes())
+    return out_dir

@@ -1,0 +1,331 @@
+"""JinaBERT (and plain BERT) for sequence classification, in one readable file.
+
+JinaBERT = BERT with three changes (spec: shared/spec/jinabert.md):
+  * no position embeddings; position enters only through a symmetric ALiBi bias on the attention
+    scores (Press et al. 2022, "Train Short, Test Long", https://arxiv.org/abs/2108.12409);
+  * a gated feed-forward (GeGLU / ReGLU) instead of BERT's intermediate/output pair;
+  * everything else (post-LN layers, tanh pooler on the first token, linear classifier) is BERT.
+
+Module attribute names equal the checkpoint tensor names (``bert.encoder.layer.0.mlp.gated_layers``),
+so loading a checkpoint is a plain ``load_state_dict``. The same classes also serve classic BERT
+cross-encoders (``position_embedding_type: absolute``, e.g. the ms-marco-MiniLM-L-6-v2 layout).
+
+Shapes: B batch, S sequence, H hidden, nh heads, d head size, I intermediate size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# One attention block holds at most this many score elements (B * nh * rows * S); longer inputs are
+# processed in blocks of query rows so memory grows linearly, not quadratically, with S.
+ATTENTION_BLOCK_ELEMENTS = 1 << 24
+
+
+@dataclass
+class JinaBertConfig:
+    vocab_size: int = 61056
+    hidden_size: int = 384
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 12
+    intermediate_size: int = 1536
+    # "geglu" / "reglu" select the gated feed-forward; anything else the classic BERT pair.
+    feed_forward_type: str = "geglu"
+    hidden_act: str = "gelu"  # read by the classic feed-forward only, as in the reference
+    # "alibi" (JinaBERT) or "absolute" (BERT with learned position embeddings).
+    position_embedding_type: str = "alibi"
+    max_position_embeddings: int = 8192  # the length limit; no table of this size is built for ALiBi
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    num_labels: int = 1  # taken from classifier.weight by the loader, never trusted from config.json
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    classifier_dropout: float | None = None
+    initializer_range: float = 0.02
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> JinaBertConfig:
+        """Build from a config.json dict, ignoring fields this implementation does not use."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known and v is not None}
+        return cls(**values)
+
+    @property
+    def uses_alibi(self) -> bool:
+        return self.position_embedding_type == "alibi"
+
+    @property
+    def gated_feed_forward(self) -> bool:
+        return self.feed_forward_type.endswith("glu")
+
+
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    """Per-head ALiBi slopes (Press et al. 2022, section 3), float32, shape (nh,).
+
+    For a power of two n: m_h = 2^(-8(h+1)/n). Otherwise the slopes of the next lower power of two p,
+    followed by the even-indexed slopes of 2p, as many as needed.
+    """
+
+    def power_of_two_slopes(n: int) -> list[float]:
+        start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
+        return [start * start**h for h in range(n)]
+
+    if math.log2(num_heads).is_integer():
+        slopes = power_of_two_slopes(num_heads)
+    else:
+        p = 2 ** math.floor(math.log2(num_heads))
+        slopes = power_of_two_slopes(p) + power_of_two_slopes(2 * p)[0::2][: num_heads - p]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+def alibi_bias(slopes: torch.Tensor, query_positions: torch.Tensor, key_length: int) -> torch.Tensor:
+    """Symmetric ALiBi bias -m_h * |i - j| for the given query rows, float32, shape (nh, rows, S).
+
+    The product is taken in float32 from integer distances, which is what the reference does.
+    """
+    keys = torch.arange(key_length, device=query_positions.device)
+    distance = (query_positions[:, None] - keys[None, :]).abs().to(torch.float32)
+    return -slopes.to(query_positions.device)[:, None, None] * distance[None]
+
+
+class AttentionBias:
+    """Additive attention bias (padding mask, plus ALiBi when enabled), handed out in query-row blocks.
+
+    The same bias serves every layer, so blocks are built once per forward when they fit in memory;
+    for long inputs they are rebuilt on demand so that no (nh, S, S) tensor ever exists.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor, num_heads: int, slopes: torch.Tensor | None,
+                 dtype: torch.dtype):
+        batch, length = attention_mask.shape
+        # (B, 1, 1, S): 0 on real tokens, the dtype's most negative value on padding (key-only mask).
+        self.key_mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+        self.slopes = slopes
+        self.dtype = dtype
+        self.length = length
+        per_row = batch * num_heads * length if slopes is not None else batch * length
+        self.block_rows = max(1, min(length, ATTENTION_BLOCK_ELEMENTS // max(per_row, 1)))
+        self._cache = list(self._build()) if self.block_rows == length else None
+
+    def _build(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+        device = self.key_mask.device
+        for start in range(0, self.length, self.block_rows):
+            end = min(start + self.block_rows, self.length)
+            if self.slopes is None:
+                yield start, end, self.key_mask
+                continue
+            rows = torch.arange(start, end, device=device)
+            bias = alibi_bias(self.slopes, rows, self.length).to(self.dtype)[None]  # (1, nh, rows, S)
+            yield start, end, bias + self.key_mask  # (B, nh, rows, S)
+
+    def blocks(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+        return iter(self._cache) if self._cache is not None else self._build()
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        if not config.uses_alibi:
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)  # (B, S, H)
+        if hasattr(self, "position_embeddings"):
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            x = x + self.position_embeddings(positions)[None]
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
+        B, S, H = x.shape
+        nh, d = self.num_heads, self.head_size
+        q = self.query(x).view(B, S, nh, d).transpose(1, 2)  # (B, nh, S, d)
+        k = self.key(x).view(B, S, nh, d).transpose(1, 2)
+        v = self.value(x).view(B, S, nh, d).transpose(1, 2)
+        dropout = self.dropout_p if self.training else 0.0
+        outputs = []
+        for start, end, block_bias in bias.blocks():
+            q_block = q[:, :, start:end]  # (B, nh, rows, d)
+            if use_sdpa:
+                out = F.scaled_dot_product_attention(q_block, k, v, attn_mask=block_bias, dropout_p=dropout)
+            else:
+                # Reference math: softmax(q k^T / sqrt(d) + mask + alibi) v, the bias added in one go.
+                scores = q_block @ k.transpose(-1, -2) / math.sqrt(d) + block_bias  # (B, nh, rows, S)
+                probs = F.dropout(scores.softmax(dim=-1), dropout, self.training)
+                out = probs @ v
+            outputs.append(out)
+        ctx = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)  # (B, nh, S, d)
+        return ctx.transpose(1, 2).reshape(B, S, H)
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, ctx: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(ctx)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
+        return self.output(self.self(x, bias, use_sdpa), x)
+
+
+class GatedMLP(nn.Module):
+    """GeGLU / ReGLU feed-forward: act(gate) * value, where the FIRST half of gated_layers is the gate."""
+
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.intermediate_size = config.intermediate_size
+        self.gated_layers = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.act = nn.ReLU() if config.feed_forward_type == "reglu" else nn.GELU()  # exact erf GELU
+        self.wo = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        gate, value = self.gated_layers(h).split(self.intermediate_size, dim=-1)  # 2 x (B, S, I)
+        return self.layernorm(self.dropout(self.wo(self.act(gate) * value)) + h)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        approximate = "tanh" if config.hidden_act in ("gelu_new", "gelu_pytorch_tanh") else "none"
+        self.act = nn.ReLU() if config.hidden_act == "relu" else nn.GELU(approximate=approximate)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(h))
+
+
+class BertOutput(nn.Module):
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, a: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(a)) + residual)
+
+
+class BertLayer(nn.Module):
+    """Post-LN transformer layer: attention then feed-forward, each followed by residual + LayerNorm."""
+
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        if config.gated_feed_forward:
+            self.mlp = GatedMLP(config)
+        else:
+            self.intermediate = BertIntermediate(config)
+            self.output = BertOutput(config)
+
+    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
+        h = self.attention(x, bias, use_sdpa)
+        if hasattr(self, "mlp"):
+            return self.mlp(h)
+        return self.output(self.intermediate(h), h)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
+        for layer in self.layer:
+            x = layer(x, bias, use_sdpa)
+        return x
+
+
+class BertPooler(nn.Module):
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(x[:, 0]))  # first token: [CLS] / <s>
+
+
+class BertModel(nn.Module):
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config)
+        # Slopes are tiny; the (nh, S, S) bias is never stored (the reference keeps 3.2 GB of it).
+        self.register_buffer("alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, use_sdpa: bool = True) -> torch.Tensor:
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids)
+        slopes = self.alibi_slopes if self.config.uses_alibi else None
+        bias = AttentionBias(attention_mask, self.config.num_attention_heads, slopes, x.dtype)
+        return self.pooler(self.encoder(x, bias, use_sdpa))
+
+
+class JinaBertForSequenceClassification(nn.Module):
+    """Cross-encoder: pooled first token -> linear classifier -> raw logits (B, num_labels)."""
+
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, use_sdpa: bool = True) -> torch.Tensor:
+        pooled = self.bert(input_ids, attention_mask, token_type_ids, use_sdpa)
+        return self.classifier(self.dropout(pooled))
+
+    def init_weights(self, generator: torch.Generator | None = None) -> None:
+        """BERT initialisation: normal(0, initializer_range) weights, zero biases, unit LayerNorms."""
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, 0.0, std, generator=generator)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,144 @@
+"""Pair tokenization on top of the ``tokenizers`` library (WordPiece and byte-level BPE alike).
+
+Each text is encoded once without special tokens and truncated here; the pair is then joined with
+the special tokens that the tokenizer's own post-processor places (``[CLS] q [SEP] d [SEP]`` or
+``<s> q </s></s> d </s>``), read once from tokenizer.json. Padding and truncation baked into the file are
+disabled: the engine pads per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from .errors import CheckpointError, InputError
+
+TRUNCATION_STRATEGIES = ("only_second", "longest_first")
+
+
+@dataclass(frozen=True)
+class PairEncoding:
+    """Token ids of one (query, document) pair, ready for batching."""
+
+    input_ids: list[int]
+    type_ids: list[int]
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class PairTemplate:
+    """Special tokens around a pair, read off the tokenizer's own post-processor."""
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    prefix_types: tuple[int, ...]
+    middle_types: tuple[int, ...]
+    suffix_types: tuple[int, ...]
+    first_type: int
+    second_type: int
+
+    @property
+    def num_special_tokens(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    def join(self, query_ids: Sequence[int], document_ids: Sequence[int]) -> PairEncoding:
+        ids = [*self.prefix, *query_ids, *self.middle, *document_ids, *self.suffix]
+        types = [*self.prefix_types, *[self.first_type] * len(query_ids), *self.middle_types,
+                 *[self.second_type] * len(document_ids), *self.suffix_types]
+        return PairEncoding(ids, types)
+
+
+def read_pair_template(tokenizer: Tokenizer) -> PairTemplate:
+    """Post-process two probe texts and see where the tokenizer puts its special tokens."""
+    first, second = tokenizer.encode_batch(["query", "document"], add_special_tokens=False)
+    pair = tokenizer.post_process(first, second, add_special_tokens=True)
+    ids, types = pair.ids, pair.type_ids
+    a, b = first.ids, second.ids
+    start_a = next(i for i in range(len(ids)) if ids[i:i + len(a)] == a)
+    end_a = start_a + len(a)
+    start_b = next(i for i in range(end_a, len(ids)) if ids[i:i + len(b)] == b)
+    end_b = start_b + len(b)
+    return PairTemplate(
+        prefix=tuple(ids[:start_a]), middle=tuple(ids[end_a:start_b]), suffix=tuple(ids[end_b:]),
+        prefix_types=tuple(types[:start_a]), middle_types=tuple(types[end_a:start_b]),
+        suffix_types=tuple(types[end_b:]), first_type=types[start_a], second_type=types[start_b])
+
+
+class PairTokenizer:
+    def __init__(self, tokenizer: Tokenizer, pad_token_id: int = 0):
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self.tokenizer = tokenizer
+        self.pad_token_id = pad_token_id
+        self.template = read_pair_template(tokenizer)
+
+    @classmethod
+    def from_file(cls, path: Path, pad_token_id: int = 0) -> PairTokenizer:
+        if not path.is_file():
+            raise CheckpointError(f"no tokenizer at {path}: the checkpoint directory needs tokenizer.json "
+                                  "(save it with tokenizer.save_pretrained or copy it from the model repo)")
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:
+            raise CheckpointError(f"cannot read {path} ({exc}): re-download tokenizer.json") from exc
+        return cls(tokenizer, pad_token_id)
+
+    def encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text without special tokens (encoded in parallel by the Rust tokenizer)."""
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def text_budget(self, max_length: int) -> int:
+        """Tokens left for query plus document once the pair's special tokens are placed."""
+        budget = max_length - self.template.num_special_tokens
+        if budget < 2:
+            raise InputError(f"max_length={max_length} leaves no room for text after "
+                             f"{self.template.num_special_tokens} special tokens")
+        return budget
+
+    def join(self, query_ids: Sequence[int], document_ids: Sequence[int], max_length: int,
+             max_query_length: int, truncation: str = "only_second") -> PairEncoding:
+        """Truncate one pair to ``max_length`` tokens, specials included, and join it.
+
+        ``only_second`` (default) caps the query at ``max_query_length`` and cuts the document to fit;
+        ``longest_first`` removes tokens from the longer side, exactly as Hugging Face tokenizers do.
+        """
+        budget = self.text_budget(max_length)
+        q_len, d_len = len(query_ids), len(document_ids)
+        if truncation == "only_second":
+            q_keep = min(q_len, max_query_length, budget - 1)
+            d_keep = min(d_len, budget - q_keep)
+        elif truncation == "longest_first":
+            q_keep, d_keep = longest_first_lengths(q_len, d_len, budget)
+        else:
+            raise InputError(f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
+        pair = self.template.join(query_ids[:q_keep], document_ids[:d_keep])
+        if (q_keep, d_keep) != (q_len, d_len):
+            pair = PairEncoding(pair.input_ids, pair.type_ids, truncated=True)
+        return pair
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]], max_length: int, max_query_length: int,
+                     truncation: str = "only_second") -> list[PairEncoding]:
+        """Encode (query, document) pairs; each distinct text is tokenized once."""
+        texts = list(dict.fromkeys(text for pair in pairs for text in pair))
+        encoded = dict(zip(texts, self.encode_texts(texts)))
+        return [self.join(encoded[q], encoded[d], max_length, max_query_length, truncation) for q, d in pairs]
+
+
+def longest_first_lengths(first: int, second: int, budget: int) -> tuple[int, int]:
+    """Lengths kept by the ``longest_first`` strategy: trim the longer side; if both exceed half the
+    budget each gets half, the odd token going to the longer one (tokenizers' Rust implementation)."""
+    if first + second <= budget:
+        return first, second
+    shorter, longer = min(first, second), max(first, second)
+    if shorter > budget // 2:
+        shorter, longer = budget // 2, budget // 2 + budget % 2
+    else:
+        longer = budget - shorter
+    return (longer, shorter) if first > second else (shorter, longer)
