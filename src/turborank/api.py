@@ -24,9 +24,12 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 MAX_QUERY_TOKENS = 512  # the query's own cap under only_second truncation (at most half of max_length)
 
 DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
 }
 
 
@@ -40,10 +43,27 @@ class RerankResult:
     document: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "relevance_score": self.relevance_score, "logit": self.logit}
+        out: dict[str, Any] = {
+            "index": self.index,
+            "relevance_score": self.relevance_score,
+            "logit": self.logit,
+        }
         if self.document is not None:
             out["document"] = self.document
         return out
+
+
+@dataclass
+class ScoringPlan:
+    """Encodings to score for one query, and which document each encoding belongs to."""
+
+    encodings: list[PairEncoding]
+    owners: list[int]  # document index of each encoding
+    num_documents: int
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(e) for e in self.encodings)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -83,10 +103,19 @@ class Reranker:
         [RerankResult(index=0, relevance_score=0.86, logit=1.83, document='Paris is the capital.')]
     """
 
-    def __init__(self, model: JinaBertForSequenceClassification, tokenizer: PairTokenizer, *,
-                 device: torch.device | None = None, dtype: torch.dtype = torch.float32,
-                 max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS, use_token_type_ids: bool | None = None,
-                 use_sdpa: bool = True, name: str = "model", source: Path | None = None):
+    def __init__(
+        self,
+        model: JinaBertForSequenceClassification,
+        tokenizer: PairTokenizer,
+        *,
+        device: torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        use_token_type_ids: bool | None = None,
+        use_sdpa: bool = True,
+        name: str = "model",
+        source: Path | None = None,
+    ):
         self.config = model.config
         self.tokenizer = tokenizer
         self.device = device or torch.device("cpu")
@@ -97,14 +126,26 @@ class Reranker:
         # zeros; classic BERT cross-encoders were trained with the tokenizer's segment ids.
         if use_token_type_ids is None:
             use_token_type_ids = not self.config.uses_alibi
-        self.engine = Engine(TorchBackend(model, self.device, dtype, use_sdpa), tokenizer.pad_token_id,
-                             use_token_type_ids, max_batch_tokens)
+        self.engine = Engine(
+            TorchBackend(model, self.device, dtype, use_sdpa),
+            tokenizer.pad_token_id,
+            use_token_type_ids,
+            max_batch_tokens,
+        )
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "auto",
-                        dtype: str | torch.dtype | None = None, *, revision: str | None = None,
-                        num_threads: int | None = None, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
-                        use_token_type_ids: bool | None = None, use_sdpa: bool = True) -> Reranker:
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype | None = None,
+        *,
+        revision: str | None = None,
+        num_threads: int | None = None,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        use_token_type_ids: bool | None = None,
+        use_sdpa: bool = True,
+    ) -> Reranker:
         """Load a checkpoint directory or hub id; ``None`` loads the model shipped inside turborank.
 
         Args:
@@ -124,16 +165,25 @@ class Reranker:
             torch.set_num_threads(num_threads)
         if name_or_path is None:
             if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-                raise ModelNotFoundError("this turborank install ships no default model: pass a checkpoint "
-                                         "directory or hub id")
+                raise ModelNotFoundError(
+                    "this turborank install ships no default model: pass a checkpoint directory or hub id"
+                )
             name_or_path = DEFAULT_MODEL_DIR
         directory = resolve_model_dir(name_or_path, revision)
         model = load_model(directory)
         tokenizer = PairTokenizer.from_file(directory / TOKENIZER_FILE, model.config.pad_token_id)
         resolved_device = resolve_device(device)
-        return cls(model, tokenizer, device=resolved_device, dtype=resolve_dtype(dtype, resolved_device),
-                   max_batch_tokens=max_batch_tokens, use_token_type_ids=use_token_type_ids,
-                   use_sdpa=use_sdpa, name=str(name_or_path), source=directory)
+        return cls(
+            model,
+            tokenizer,
+            device=resolved_device,
+            dtype=resolve_dtype(dtype, resolved_device),
+            max_batch_tokens=max_batch_tokens,
+            use_token_type_ids=use_token_type_ids,
+            use_sdpa=use_sdpa,
+            name=str(name_or_path),
+            source=directory,
+        )
 
     @property
     def max_length(self) -> int:
@@ -146,28 +196,42 @@ class Reranker:
         if not isinstance(max_length, int) or max_length < 8:
             raise InputError(f"max_length must be an integer >= 8, got {max_length!r}")
         if max_length > self.max_length and not self.config.uses_alibi:
-            raise InputError(f"max_length={max_length} exceeds this model's {self.max_length} position "
-                             "embeddings; use a smaller max_length")
+            raise InputError(
+                f"max_length={max_length} exceeds this model's {self.max_length} position "
+                "embeddings; use a smaller max_length"
+            )
         return max_length
 
-    def encode(self, pairs: Sequence[tuple[str, str]], max_length: int | None = None,
-               truncation: str = "only_second") -> list[PairEncoding]:
+    def encode(
+        self, pairs: Sequence[tuple[str, str]], max_length: int | None = None, truncation: str = "only_second"
+    ) -> list[PairEncoding]:
         """Tokenize and truncate pairs (the query keeps at most half of max_length, 512 tokens tops)."""
         max_length = self._check_max_length(max_length)
         if truncation not in TRUNCATION_STRATEGIES:
             raise InputError(f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
-        return self.tokenizer.encode_pairs(pairs, max_length, min(MAX_QUERY_TOKENS, max_length // 2), truncation)
+        return self.tokenizer.encode_pairs(
+            pairs, max_length, min(MAX_QUERY_TOKENS, max_length // 2), truncation
+        )
 
-    def predict_logits(self, pairs: Sequence[tuple[str, str]], batch_size: int | None = None,
-                       max_length: int | None = None, truncation: str = "only_second") -> np.ndarray:
+    def predict_logits(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        batch_size: int | None = None,
+        max_length: int | None = None,
+        truncation: str = "only_second",
+    ) -> np.ndarray:
         """Raw logits (N, num_labels) as float32, in input order."""
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        _check_batch_size(batch_size)
         return self.engine.run(self.encode(pairs, max_length, truncation), batch_size)
 
-    def compute_score(self, sentence_pairs: Sequence[Sequence[str]] | Sequence[str], batch_size: int = 32,
-                      max_length: int | None = None, normalize: bool = True,
-                      truncation: str = "only_second") -> float | list[float]:
+    def compute_score(
+        self,
+        sentence_pairs: Sequence[Sequence[str]] | Sequence[str],
+        batch_size: int = 32,
+        max_length: int | None = None,
+        normalize: bool = True,
+        truncation: str = "only_second",
+    ) -> float | list[float]:
         """Drop-in for the reference ``compute_score``: sigmoid scores (``normalize``) or raw logits.
 
         A single ``[query, document]`` pair gives a bare float; a list of pairs a list in input order.
@@ -176,62 +240,128 @@ class Reranker:
         pairs, single = _as_pairs(sentence_pairs)
         logits = self.predict_logits(pairs, batch_size, max_length, truncation)
         if logits.shape[1] != 1:
-            raise InputError(f"this model has {logits.shape[1]} labels; compute_score needs a single-logit "
-                             "reranker (use predict_logits for the raw outputs)")
+            raise InputError(
+                f"this model has {logits.shape[1]} labels; compute_score needs a single-logit "
+                "reranker (use predict_logits for the raw outputs)"
+            )
         values = sigmoid(logits[:, 0]) if normalize else logits[:, 0]
         scores = [float(v) for v in values]
         return scores[0] if single and len(scores) == 1 else scores
 
-    def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None,
-               return_documents: bool = True, max_length: int | None = None,
-               truncation: str = "only_second", batch_size: int | None = None) -> list[RerankResult]:
-        """Score every document against the query; results sorted by score, ties in input order."""
+    def plan(
+        self,
+        query: str,
+        documents: Sequence[str],
+        max_length: int | None = None,
+        truncation: str = "only_second",
+    ) -> ScoringPlan:
+        """Validate and tokenize one query against its documents, without scoring.
+
+        ``rerank`` is ``plan`` -> ``engine.run`` -> ``finish``; the server runs the same three steps
+        with its own scheduler between them, so requests share batches.
+        """
         if not isinstance(query, str) or not query.strip():
             raise InputError("query must be a non-empty string")
         documents = _check_documents(documents)
-        if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
-            raise InputError(f"top_n must be a positive integer or None, got {top_n!r}")
-        logits = self.predict_logits([(query, d) for d in documents], batch_size, max_length, truncation)
-        if logits.shape[1] != 1:
-            raise InputError(f"this model has {logits.shape[1]} labels; rerank needs a single-logit reranker")
-        return rank_results(logits[:, 0], documents if return_documents else None, top_n)
+        encodings = self.encode([(query, d) for d in documents], max_length, truncation)
+        return ScoringPlan(encodings, list(range(len(documents))), len(documents))
+
+    def finish(
+        self, plan: ScoringPlan, logits: np.ndarray, documents: Sequence[str] | None, top_n: int | None
+    ) -> list[RerankResult]:
+        """Turn the plan's logits (one row per encoding) into ranked results."""
+        if logits.ndim != 2 or logits.shape[1] != 1:
+            raise InputError(
+                f"this model has {logits.shape[-1]} labels; rerank needs a single-logit reranker"
+            )
+        document_logits = np.empty(plan.num_documents, dtype=np.float32)
+        document_logits[plan.owners] = logits[:, 0]
+        return rank_results(document_logits, documents, top_n)
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        return_documents: bool = True,
+        max_length: int | None = None,
+        truncation: str = "only_second",
+        batch_size: int | None = None,
+    ) -> list[RerankResult]:
+        """Score every document against the query; results sorted by score, ties in input order."""
+        _check_top_n(top_n)
+        _check_batch_size(batch_size)
+        plan = self.plan(query, documents, max_length, truncation)
+        logits = self.engine.run(plan.encodings, batch_size)
+        return self.finish(plan, logits, list(documents) if return_documents else None, top_n)
 
     def info(self) -> dict[str, Any]:
         c = self.config
         return {
             "name": self.name,
             "path": str(self.source) if self.source else None,
-            "architecture": "JinaBERT (ALiBi, %s)" % c.feed_forward_type if c.uses_alibi
+            "architecture": f"JinaBERT (ALiBi, {c.feed_forward_type})"
+            if c.uses_alibi
             else "BERT (absolute positions)",
-            "layers": c.num_hidden_layers, "hidden_size": c.hidden_size, "heads": c.num_attention_heads,
-            "intermediate_size": c.intermediate_size, "feed_forward": c.feed_forward_type,
-            "vocab_size": c.vocab_size, "num_labels": c.num_labels,
+            "layers": c.num_hidden_layers,
+            "hidden_size": c.hidden_size,
+            "heads": c.num_attention_heads,
+            "intermediate_size": c.intermediate_size,
+            "feed_forward": c.feed_forward_type,
+            "vocab_size": c.vocab_size,
+            "num_labels": c.num_labels,
             "parameters": sum(p.numel() for p in self.engine.backend.model.parameters()),
             "max_length": self.max_length,
-            "dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
             "weights_file": weights_path(self.source).name if self.source else None,
         }
 
 
-def rank_results(logits: np.ndarray, documents: Sequence[str] | None, top_n: int | None) -> list[RerankResult]:
+def rank_results(
+    logits: np.ndarray, documents: Sequence[str] | None, top_n: int | None
+) -> list[RerankResult]:
     """Sort by logit (descending, stable) and attach fp32 sigmoid scores."""
     scores = sigmoid(logits)
     order = np.argsort(-logits, kind="stable")[: top_n or len(logits)]
-    return [RerankResult(int(i), float(scores[i]), float(logits[i]),
-                         documents[i] if documents is not None else None) for i in order]
+    return [
+        RerankResult(
+            int(i), float(scores[i]), float(logits[i]), documents[i] if documents is not None else None
+        )
+        for i in order
+    ]
+
+
+def _check_top_n(top_n: Any) -> None:
+    if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
+        raise InputError(f"top_n must be a positive integer or None, got {top_n!r}")
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def _as_pairs(sentence_pairs: Any) -> tuple[list[tuple[str, str]], bool]:
-    if isinstance(sentence_pairs, (list, tuple)) and len(sentence_pairs) == 2 \
-            and all(isinstance(t, str) for t in sentence_pairs):
+    if (
+        isinstance(sentence_pairs, (list, tuple))
+        and len(sentence_pairs) == 2
+        and all(isinstance(t, str) for t in sentence_pairs)
+    ):
         return [(sentence_pairs[0], sentence_pairs[1])], True
     if not isinstance(sentence_pairs, (list, tuple)):
-        raise InputError("sentence_pairs must be a [query, document] pair or a list of such pairs, "
-                         f"got {type(sentence_pairs).__name__}")
+        raise InputError(
+            "sentence_pairs must be a [query, document] pair or a list of such pairs, "
+            f"got {type(sentence_pairs).__name__}"
+        )
     pairs = []
     for i, pair in enumerate(sentence_pairs):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
-            raise InputError(f"sentence_pairs[{i}] must be a [query, document] pair of strings, got {pair!r:.80}")
+            raise InputError(
+                f"sentence_pairs[{i}] must be a [query, document] pair of strings, got {pair!r:.80}"
+            )
         pairs.append((pair[0], pair[1]))
     return pairs, False
 

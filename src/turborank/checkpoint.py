@@ -23,7 +23,13 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt")
+TOKENIZER_EXTRAS = (
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
 
 # Buffers some exporters write next to the parameters; they carry no learned values.
 IGNORED_KEY_SUFFIXES = ("embeddings.position_ids", "encoder.alibi")
@@ -43,8 +49,10 @@ def resolve_model_dir(name_or_path: str | os.PathLike, revision: str | None = No
         raise ModelNotFoundError(f"{path} is a file; pass the checkpoint directory that contains it")
     text = str(name_or_path)
     if text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise ModelNotFoundError(f"no checkpoint directory at {text!r}: check the path, "
-                                 "or pass a hub id such as 'jinaai/jina-reranker-v1-turbo-en'")
+        raise ModelNotFoundError(
+            f"no checkpoint directory at {text!r}: check the path, "
+            "or pass a hub id such as 'jinaai/jina-reranker-v1-turbo-en'"
+        )
     return _download_from_hub(text, revision)
 
 
@@ -65,7 +73,8 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
             raise ModelNotFoundError(
                 f"{repo_id}/{filename} is not in the local cache and the hub cannot be reached ({exc}): "
                 "pass a local checkpoint directory, or download it on a connected machine "
-                f"(huggingface-cli download {repo_id}) and copy the cache") from exc
+                f"(huggingface-cli download {repo_id}) and copy the cache"
+            ) from exc
 
     directory = fetch(CONFIG_FILE).parent
     fetch(TOKENIZER_FILE)
@@ -86,7 +95,9 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
 def load_config(directory: Path) -> dict[str, Any]:
     path = directory / CONFIG_FILE
     if not path.is_file():
-        raise CheckpointError(f"{directory} has no {CONFIG_FILE}: is this a Hugging Face checkpoint directory?")
+        raise CheckpointError(
+            f"{directory} has no {CONFIG_FILE}: is this a Hugging Face checkpoint directory?"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -112,7 +123,8 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(
             f"cannot read weights from {path} ({type(exc).__name__}: {exc}). The file may be truncated "
             "or corrupt (re-download it), or a pickle that needs code execution, which turborank refuses "
-            "to run (convert it to model.safetensors)") from exc
+            "to run (convert it to model.safetensors)"
+        ) from exc
 
 
 def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -136,8 +148,11 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
-                  for k in sorted(set(expected) & set(state)) if state[k].shape != expected[k].shape]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(state))
+        if state[k].shape != expected[k].shape
+    ]
     if not (missing or unexpected or mismatched):
         return
     lines = [f"weights in {source} do not match its config.json:"]
@@ -147,8 +162,10 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
         lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:12])}")
     if mismatched:
         lines.append(f"  shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:12])}")
-    lines.append("Check that config.json belongs to these weights (hidden_size, num_hidden_layers, "
-                 "intermediate_size, feed_forward_type, position_embedding_type, vocab_size).")
+    lines.append(
+        "Check that config.json belongs to these weights (hidden_size, num_hidden_layers, "
+        "intermediate_size, feed_forward_type, position_embedding_type, vocab_size)."
+    )
     raise CheckpointError("\n".join(lines))
 
 
@@ -161,7 +178,8 @@ def load_model(directory: Path) -> JinaBertForSequenceClassification:
     if classifier is None:
         raise CheckpointError(
             f"{source} has no classifier.weight: this is an encoder without a ranking head (a bi-encoder "
-            "or base model), not a cross-encoder. Pass a reranker checkpoint.")
+            "or base model), not a cross-encoder. Pass a reranker checkpoint."
+        )
     config.num_labels = classifier.shape[0]  # config.json of the published models omits or misstates it
     model = JinaBertForSequenceClassification(config)
     check_state_dict(model, state, source)
@@ -205,8 +223,12 @@ def reference_config(config: JinaBertConfig) -> dict[str, Any]:
     }
 
 
-def save_checkpoint(model: JinaBertForSequenceClassification, tokenizer_dir: Path, out_dir: Path,
-                    dtype: torch.dtype = torch.bfloat16) -> Path:
+def save_checkpoint(
+    model: JinaBertForSequenceClassification,
+    tokenizer_dir: Path,
+    out_dir: Path,
+    dtype: torch.dtype = torch.bfloat16,
+) -> Path:
     """Write config.json, model.safetensors (reference tensor names) and the tokenizer files."""
     from safetensors.torch import save_file
 

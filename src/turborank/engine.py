@@ -48,8 +48,9 @@ def collate(encodings: Sequence[PairEncoding], pad_token_id: int, use_token_type
     return Batch(ids, mask, types)
 
 
-def plan_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int,
-                 padded: bool = True) -> list[list[int]]:
+def plan_batches(
+    lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int, padded: bool = True
+) -> list[list[int]]:
     """Group indices longest first into batches whose (padded) token count fits the budget.
 
     A single pair longer than the budget still gets a batch of its own: the budget bounds how
@@ -89,7 +90,9 @@ class Backend(Protocol):
 class TorchBackend:
     is_padded = True
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype, use_sdpa: bool = True):
+    def __init__(
+        self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype, use_sdpa: bool = True
+    ):
         self.model = model.to(device=device, dtype=dtype).eval()
         self.device = device
         self.dtype = dtype
@@ -97,16 +100,26 @@ class TorchBackend:
 
     @torch.inference_mode()
     def predict(self, batch: Batch) -> torch.Tensor:
-        logits = self.model(batch.input_ids.to(self.device), batch.attention_mask.to(self.device),
-                            batch.token_type_ids.to(self.device), use_sdpa=self.use_sdpa)
+        logits = self.model(
+            batch.input_ids.to(self.device),
+            batch.attention_mask.to(self.device),
+            batch.token_type_ids.to(self.device),
+            use_sdpa=self.use_sdpa,
+        )
         return logits.float().cpu()
 
 
 class Engine:
     """Scores pair encodings through a backend, packing by token budget and keeping input order."""
 
-    def __init__(self, backend: Backend, pad_token_id: int, use_token_type_ids: bool,
-                 max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
+    def __init__(
+        self,
+        backend: Backend,
+        pad_token_id: int,
+        use_token_type_ids: bool,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    ):
         self.backend = backend
         self.pad_token_id = pad_token_id
         self.use_token_type_ids = use_token_type_ids
@@ -114,19 +127,29 @@ class Engine:
         self.max_batch_size = max_batch_size
 
     def plan(self, encodings: Sequence[PairEncoding], max_batch_size: int | None = None) -> list[list[int]]:
-        return plan_batches([len(e) for e in encodings], self.max_batch_tokens,
-                            max_batch_size or self.max_batch_size, self.backend.is_padded)
+        return plan_batches(
+            [len(e) for e in encodings],
+            self.max_batch_tokens,
+            max_batch_size or self.max_batch_size,
+            self.backend.is_padded,
+        )
 
     def run_batch(self, encodings: Sequence[PairEncoding]) -> np.ndarray:
         """Logits (B, num_labels) float32 for one already-planned batch."""
         logits = self.backend.predict(collate(encodings, self.pad_token_id, self.use_token_type_ids)).numpy()
         if not np.isfinite(logits).all():
-            raise BackendError("the model produced NaN or infinite logits; with fp16 try dtype='bfloat16' "
-                               "or 'float32'. This is a bug if it happens in float32.")
+            raise BackendError(
+                "the model produced NaN or infinite logits; with fp16 try dtype='bfloat16' "
+                "or 'float32'. This is a bug if it happens in float32."
+            )
         return logits
 
-    def run(self, encodings: Sequence[PairEncoding], max_batch_size: int | None = None,
-            on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def run(
+        self,
+        encodings: Sequence[PairEncoding],
+        max_batch_size: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Logits (N, num_labels) float32 in input order. ``on_batch(n)`` reports progress in pairs."""
         if not encodings:
             return np.zeros((0, 1), dtype=np.float32)

@@ -103,8 +103,9 @@ class AttentionBias:
     for long inputs they are rebuilt on demand so that no (nh, S, S) tensor ever exists.
     """
 
-    def __init__(self, attention_mask: torch.Tensor, num_heads: int, slopes: torch.Tensor | None,
-                 dtype: torch.dtype):
+    def __init__(
+        self, attention_mask: torch.Tensor, num_heads: int, slopes: torch.Tensor | None, dtype: torch.dtype
+    ):
         batch, length = attention_mask.shape
         # (B, 1, 1, S): 0 on real tokens, the dtype's most negative value on padding (key-only mask).
         self.key_mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
@@ -133,7 +134,9 @@ class AttentionBias:
 class BertEmbeddings(nn.Module):
     def __init__(self, config: JinaBertConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         if not config.uses_alibi:
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
@@ -289,8 +292,13 @@ class BertModel(nn.Module):
         # Slopes are tiny; the (nh, S, S) bias is never stored (the reference keeps 3.2 GB of it).
         self.register_buffer("alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None, use_sdpa: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        use_sdpa: bool = True,
+    ) -> torch.Tensor:
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids)
@@ -310,8 +318,13 @@ class JinaBertForSequenceClassification(nn.Module):
         self.dropout = nn.Dropout(p)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None, use_sdpa: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        use_sdpa: bool = True,
+    ) -> torch.Tensor:
         pooled = self.bert(input_ids, attention_mask, token_type_ids, use_sdpa)
         return self.classifier(self.dropout(pooled))
 

@@ -50,8 +50,13 @@ class PairTemplate:
 
     def join(self, query_ids: Sequence[int], document_ids: Sequence[int]) -> PairEncoding:
         ids = [*self.prefix, *query_ids, *self.middle, *document_ids, *self.suffix]
-        types = [*self.prefix_types, *[self.first_type] * len(query_ids), *self.middle_types,
-                 *[self.second_type] * len(document_ids), *self.suffix_types]
+        types = [
+            *self.prefix_types,
+            *[self.first_type] * len(query_ids),
+            *self.middle_types,
+            *[self.second_type] * len(document_ids),
+            *self.suffix_types,
+        ]
         return PairEncoding(ids, types)
 
 
@@ -61,14 +66,20 @@ def read_pair_template(tokenizer: Tokenizer) -> PairTemplate:
     pair = tokenizer.post_process(first, second, add_special_tokens=True)
     ids, types = pair.ids, pair.type_ids
     a, b = first.ids, second.ids
-    start_a = next(i for i in range(len(ids)) if ids[i:i + len(a)] == a)
+    start_a = next(i for i in range(len(ids)) if ids[i : i + len(a)] == a)
     end_a = start_a + len(a)
-    start_b = next(i for i in range(end_a, len(ids)) if ids[i:i + len(b)] == b)
+    start_b = next(i for i in range(end_a, len(ids)) if ids[i : i + len(b)] == b)
     end_b = start_b + len(b)
     return PairTemplate(
-        prefix=tuple(ids[:start_a]), middle=tuple(ids[end_a:start_b]), suffix=tuple(ids[end_b:]),
-        prefix_types=tuple(types[:start_a]), middle_types=tuple(types[end_a:start_b]),
-        suffix_types=tuple(types[end_b:]), first_type=types[start_a], second_type=types[start_b])
+        prefix=tuple(ids[:start_a]),
+        middle=tuple(ids[end_a:start_b]),
+        suffix=tuple(ids[end_b:]),
+        prefix_types=tuple(types[:start_a]),
+        middle_types=tuple(types[end_a:start_b]),
+        suffix_types=tuple(types[end_b:]),
+        first_type=types[start_a],
+        second_type=types[start_b],
+    )
 
 
 class PairTokenizer:
@@ -82,8 +93,10 @@ class PairTokenizer:
     @classmethod
     def from_file(cls, path: Path, pad_token_id: int = 0) -> PairTokenizer:
         if not path.is_file():
-            raise CheckpointError(f"no tokenizer at {path}: the checkpoint directory needs tokenizer.json "
-                                  "(save it with tokenizer.save_pretrained or copy it from the model repo)")
+            raise CheckpointError(
+                f"no tokenizer at {path}: the checkpoint directory needs tokenizer.json "
+                "(save it with tokenizer.save_pretrained or copy it from the model repo)"
+            )
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:
@@ -98,12 +111,20 @@ class PairTokenizer:
         """Tokens left for query plus document once the pair's special tokens are placed."""
         budget = max_length - self.template.num_special_tokens
         if budget < 2:
-            raise InputError(f"max_length={max_length} leaves no room for text after "
-                             f"{self.template.num_special_tokens} special tokens")
+            raise InputError(
+                f"max_length={max_length} leaves no room for text after "
+                f"{self.template.num_special_tokens} special tokens"
+            )
         return budget
 
-    def join(self, query_ids: Sequence[int], document_ids: Sequence[int], max_length: int,
-             max_query_length: int, truncation: str = "only_second") -> PairEncoding:
+    def join(
+        self,
+        query_ids: Sequence[int],
+        document_ids: Sequence[int],
+        max_length: int,
+        max_query_length: int,
+        truncation: str = "only_second",
+    ) -> PairEncoding:
         """Truncate one pair to ``max_length`` tokens, specials included, and join it.
 
         ``only_second`` (default) caps the query at ``max_query_length`` and cuts the document to fit;
@@ -123,11 +144,16 @@ class PairTokenizer:
             pair = PairEncoding(pair.input_ids, pair.type_ids, truncated=True)
         return pair
 
-    def encode_pairs(self, pairs: Sequence[tuple[str, str]], max_length: int, max_query_length: int,
-                     truncation: str = "only_second") -> list[PairEncoding]:
+    def encode_pairs(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_length: int,
+        max_query_length: int,
+        truncation: str = "only_second",
+    ) -> list[PairEncoding]:
         """Encode (query, document) pairs; each distinct text is tokenized once."""
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
-        encoded = dict(zip(texts, self.encode_texts(texts)))
+        encoded = dict(zip(texts, self.encode_texts(texts), strict=True))
         return [self.join(encoded[q], encoded[d], max_length, max_query_length, truncation) for q, d in pairs]
 
 
