@@ -58,7 +58,7 @@ def resolve_model_dir(name_or_path: str | os.PathLike, revision: str | None = No
 
 def _download_from_hub(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     def fetch(filename: str) -> Path:
         try:
@@ -67,14 +67,17 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
             pass
         try:
             return Path(hf_hub_download(repo_id, filename, revision=revision))
-        except EntryNotFoundError:
-            raise
+        except EntryNotFoundError as exc:
+            if not isinstance(exc, LocalEntryNotFoundError):
+                raise  # the repo exists but lacks this file
+            failure: Exception = exc
         except Exception as exc:
-            raise ModelNotFoundError(
-                f"{repo_id}/{filename} is not in the local cache and the hub cannot be reached ({exc}): "
-                "pass a local checkpoint directory, or download it on a connected machine "
-                f"(huggingface-cli download {repo_id}) and copy the cache"
-            ) from exc
+            failure = exc
+        raise ModelNotFoundError(
+            f"{repo_id}/{filename} is not in the local cache and the hub cannot be reached ({failure}): "
+            "pass a local checkpoint directory, or download it on a connected machine "
+            f"(huggingface-cli download {repo_id}) and copy the cache"
+        ) from failure
 
     directory = fetch(CONFIG_FILE).parent
     fetch(TOKENIZER_FILE)

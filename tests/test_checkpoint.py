@@ -1,0 +1,135 @@
+import json
+import pickle
+import shutil
+
+import pytest
+import torch
+from conftest import FIXTURES
+from safetensors.torch import save_file
+
+from turborank import CheckpointError, ModelNotFoundError, Reranker
+from turborank.checkpoint import read_weights, resolve_model_dir
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    target = tmp_path / "ckpt"
+    shutil.copytree(FIXTURES / "small", target)
+    return target
+
+
+def rewrite_weights(directory, edit):
+    state = read_weights(directory / "model.safetensors")
+    edit(state)
+    save_file(state, str(directory / "model.safetensors"))
+
+
+def test_truncated_weights_file(checkpoint):
+    data = (checkpoint / "model.safetensors").read_bytes()
+    (checkpoint / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        Reranker.from_pretrained(checkpoint, device="cpu")
+
+
+def test_shape_mismatch_names_the_tensors_and_the_fix(checkpoint):
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["intermediate_size"] = 256
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as info:
+        Reranker.from_pretrained(checkpoint, device="cpu")
+    message = str(info.value)
+    assert "shape mismatches" in message and "bert.encoder.layer.0.mlp.gated_layers.weight" in message
+    assert "(256, 64)" in message and "intermediate_size" in message
+
+
+def test_missing_and_unexpected_keys_are_listed(checkpoint):
+    def edit(state):
+        state["bert.encoder.layer.0.mlp.extra.weight"] = state.pop("bert.encoder.layer.1.mlp.wo.bias")
+
+    rewrite_weights(checkpoint, edit)
+    with pytest.raises(CheckpointError) as info:
+        Reranker.from_pretrained(checkpoint, device="cpu")
+    assert "missing keys (1): bert.encoder.layer.1.mlp.wo.bias" in str(info.value)
+    assert "unexpected keys (1): bert.encoder.layer.0.mlp.extra.weight" in str(info.value)
+
+
+def test_missing_tokenizer(checkpoint):
+    (checkpoint / "tokenizer.json").unlink()
+    with pytest.raises(CheckpointError, match="needs tokenizer.json"):
+        Reranker.from_pretrained(checkpoint, device="cpu")
+
+
+def test_missing_config_and_weights(checkpoint):
+    (checkpoint / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no weights: expected one of model.safetensors"):
+        Reranker.from_pretrained(checkpoint, device="cpu")
+    (checkpoint / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="has no config.json"):
+        Reranker.from_pretrained(checkpoint, device="cpu")
+
+
+def test_encoder_without_classifier_is_refused(checkpoint):
+    rewrite_weights(checkpoint, lambda s: (s.pop("classifier.weight"), s.pop("classifier.bias")))
+    with pytest.raises(CheckpointError, match="not a cross-encoder"):
+        Reranker.from_pretrained(checkpoint, device="cpu")
+
+
+def test_unprefixed_keys_and_stray_buffers_load(checkpoint, small_reranker):
+    def edit(state):
+        for key in [k for k in state if k.startswith("bert.")]:
+            state[key.removeprefix("bert.")] = state.pop(key)
+        state["embeddings.position_ids"] = torch.arange(8192)[None]
+
+    rewrite_weights(checkpoint, edit)
+    pairs = [("organic skincare", "natural organic skincare range")]
+    got = Reranker.from_pretrained(checkpoint, device="cpu").predict_logits(pairs)
+    assert torch.allclose(torch.from_numpy(got), torch.from_numpy(small_reranker.predict_logits(pairs)))
+
+
+def test_num_labels_comes_from_the_classifier_not_the_config(checkpoint):
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["num_labels"] = 2
+    config["id2label"] = {"0": "a", "1": "b"}
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    assert Reranker.from_pretrained(checkpoint, device="cpu").config.num_labels == 1
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickles_that_need_code_are_refused(checkpoint, capsys):
+    (checkpoint / "model.safetensors").unlink()
+    with open(checkpoint / "pytorch_model.bin", "wb") as f:
+        pickle.dump({"x": _Exploit()}, f)
+    with pytest.raises(CheckpointError, match="refuses"):
+        Reranker.from_pretrained(checkpoint, device="cpu")
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_missing_local_path(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no checkpoint directory"):
+        resolve_model_dir(tmp_path / "nope")
+    with pytest.raises(ModelNotFoundError, match="is a file"):
+        resolve_model_dir(FIXTURES / "small" / "config.json")
+
+
+def test_unreachable_hub_says_to_pass_a_local_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelNotFoundError, match="hub cannot be reached.*pass a local checkpoint directory"):
+        Reranker.from_pretrained("jinaai/jina-reranker-v1-turbo-en", device="cpu")
+
+
+def test_hub_snapshot_in_the_cache_loads_offline(monkeypatch, tmp_path):
+    """A repo already in the huggingface_hub cache resolves without any network."""
+    cache = tmp_path / "cache"
+    snapshot = cache / "models--acme--tiny-reranker" / "snapshots" / ("a" * 40)
+    shutil.copytree(FIXTURES / "small", snapshot)
+    (cache / "models--acme--tiny-reranker" / "refs").mkdir()
+    (cache / "models--acme--tiny-reranker" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    assert resolve_model_dir("acme/tiny-reranker") == snapshot
