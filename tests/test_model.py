@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from turborank import model as model_module
-from turborank.model import AttentionBias, JinaBertConfig, JinaBertForSequenceClassification, alibi_bias, alibi_slopes
+from turborank.model import (
+    AttentionBias,
+    JinaBertConfig,
+    JinaBertForSequenceClassification,
+    alibi_bias,
+    alibi_slopes,
+)
 
 
 def test_slopes_for_twelve_heads_follow_the_spec():
@@ -50,8 +56,14 @@ def test_parameter_count_matches_the_published_models(layers, expected):
 
 
 def tiny_model(**overrides) -> JinaBertForSequenceClassification:
-    config = JinaBertConfig(vocab_size=50, hidden_size=24, num_hidden_layers=2, num_attention_heads=6,
-                            intermediate_size=32, **overrides)
+    config = JinaBertConfig(
+        vocab_size=50,
+        hidden_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=6,
+        intermediate_size=32,
+        **overrides,
+    )
     model = JinaBertForSequenceClassification(config)
     model.init_weights(torch.Generator().manual_seed(0))
     for p in model.parameters():  # larger weights than BERT init so differences would show
@@ -71,8 +83,9 @@ def random_batch(lengths, vocab=50):
 @pytest.mark.parametrize("feed_forward", ["geglu", "reglu", "original"])
 @pytest.mark.parametrize("positions", ["alibi", "absolute"])
 def test_fused_and_plain_attention_agree(feed_forward, positions):
-    model = tiny_model(feed_forward_type=feed_forward, position_embedding_type=positions,
-                       max_position_embeddings=64)
+    model = tiny_model(
+        feed_forward_type=feed_forward, position_embedding_type=positions, max_position_embeddings=64
+    )
     ids, mask = random_batch([9, 30, 17])
     with torch.no_grad():
         fused = model(ids, mask, use_sdpa=True)
@@ -107,8 +120,9 @@ def test_gated_feed_forward_uses_the_first_half_as_gate():
     h = torch.randn(1, 3, 24)
     u = h @ mlp.gated_layers.weight.T
     expected = (torch.nn.functional.gelu(u[..., :32]) * u[..., 32:]) @ mlp.wo.weight.T + mlp.wo.bias
-    expected = torch.nn.functional.layer_norm(expected + h, (24,), mlp.layernorm.weight, mlp.layernorm.bias,
-                                              1e-12)
+    expected = torch.nn.functional.layer_norm(
+        expected + h, (24,), mlp.layernorm.weight, mlp.layernorm.bias, 1e-12
+    )
     assert torch.allclose(mlp(h), expected, atol=1e-5)
 
 

@@ -63,8 +63,9 @@ def test_logits_with_token_type_ids(golden):
 def test_plain_attention_path(golden):
     name, expected, _ = golden
     reranker = Reranker.from_pretrained(FIXTURES / name, device="cpu", use_sdpa=False)
-    np.testing.assert_allclose(reranker.predict_logits(pairs_of(expected))[:, 0], expected["logits"],
-                               atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(
+        reranker.predict_logits(pairs_of(expected))[:, 0], expected["logits"], atol=TOLERANCE, rtol=0
+    )
 
 
 def test_sigmoid_scores(golden):
@@ -81,8 +82,10 @@ def test_half_precision_checkpoint_matches_the_fp32_model_on_the_same_values(tmp
     source = FIXTURES / "small"
     state = read_weights(source / "model.safetensors")
     half, rounded = tmp_path / "half", tmp_path / "rounded"
-    for target, tensors in ((half, {k: v.to(stored) for k, v in state.items()}),
-                            (rounded, {k: v.to(stored).float() for k, v in state.items()})):
+    for target, tensors in (
+        (half, {k: v.to(stored) for k, v in state.items()}),
+        (rounded, {k: v.to(stored).float() for k, v in state.items()}),
+    ):
         shutil.copytree(source, target)
         save_file(tensors, str(target / "model.safetensors"))
     pairs = pairs_of(load_expected("small"))

@@ -57,7 +57,9 @@ def test_longest_first_matches_the_tokenizers_library(wordpiece, seed):
     assert got.input_ids == expected.ids
 
 
-@pytest.mark.parametrize(("first", "second", "budget"), [(3, 4, 10), (9, 2, 6), (2, 9, 6), (8, 8, 7), (9, 7, 7)])
+@pytest.mark.parametrize(
+    ("first", "second", "budget"), [(3, 4, 10), (9, 2, 6), (2, 9, 6), (8, 8, 7), (9, 7, 7)]
+)
 def test_longest_first_lengths(first, second, budget):
     a, b = longest_first_lengths(first, second, budget)
     assert a + b == min(first + second, budget)
