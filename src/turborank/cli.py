@@ -132,11 +132,35 @@ def add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_info)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import require_dependencies
+    from .server.config import from_sources
+
+    require_dependencies()
+    from .server.app import run
+
+    run(from_sources(args))
+    return 0
+
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    from .server.config import add_arguments
+
+    p = sub.add_parser(
+        "serve",
+        help="serve models over HTTP (Jina, Cohere and TEI rerank APIs)",
+        description="Serve rerank models over HTTP. Every flag can also be set as a TURBORANK_* env var.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turborank", description="Fast cross-encoder reranking.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_rank(sub)
     add_info(sub)
+    add_serve(sub)
     return parser
 
 

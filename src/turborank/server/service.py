@@ -1,0 +1,177 @@
+"""The dialect-free rerank service: every route translates to ``RerankRequest`` and back.
+
+``plan`` (tokenize, validate) -> ``Scheduler`` (shared batches) -> ``finish`` (rank), the same three
+steps as ``Reranker.rerank``, so scores over HTTP equal the library's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends
+from starlette.requests import Request
+
+from ..api import Reranker, RerankResult, ScoringPlan
+from .config import ServerConfig
+from .errors import ClientClosed, EmptyInput, InputTooLong, RequestTimeout, TooManyDocuments, UnknownModel
+from .metrics import Metrics
+from .scheduler import Scheduler
+
+
+@dataclass
+class RerankRequest:
+    """One rerank call, whatever dialect it came in."""
+
+    query: str
+    documents: list[str]
+    model: str | None = None  # None: the default (first) model
+    top_n: int | None = None
+    truncate: bool | None = None  # None: --auto-truncate; False: 422 for over-long pairs
+    max_tokens_per_doc: int | None = None  # pair tokens, capped by --max-tokens-per-doc
+    max_chunks_per_doc: int | None = None  # Cohere v1; accepted, used once plan() chunks
+
+
+@dataclass
+class RerankOutcome:
+    model: str
+    results: list[RerankResult]  # sorted, without document texts (routes echo their own shapes)
+    total_tokens: int  # tokens actually scored, special tokens included
+
+
+@dataclass
+class ServedModel:
+    name: str
+    reranker: Reranker
+    scheduler: Scheduler
+
+
+class RerankService:
+    """Routes rerank requests to per-model schedulers; lives in ``app.state.service``."""
+
+    def __init__(self, config: ServerConfig, models: dict[str, ServedModel], metrics: Metrics):
+        if not models:
+            raise ValueError("RerankService needs at least one model; this is a bug")
+        self.config = config
+        self.models = models
+        self.default = next(iter(models))
+        self.metrics = metrics
+
+    def get(self, name: str | None) -> ServedModel:
+        """The named model, or the default one for None.
+
+        Raises:
+            UnknownModel: with the served names.
+        """
+        if name is None:
+            return self.models[self.default]
+        if name not in self.models:
+            raise UnknownModel(f"model {name!r} is not served here; choose one of {sorted(self.models)}")
+        return self.models[name]
+
+    def plan_options(self, request: RerankRequest, reranker: Reranker) -> dict[str, Any]:
+        """Keyword arguments for ``Reranker.plan``: the one place that maps request limits to the planner."""
+        limits = [reranker.max_length, self.config.max_tokens_per_doc, request.max_tokens_per_doc]
+        return {"max_length": min(v for v in limits if v is not None), "truncation": "only_second"}
+
+    def validate(self, request: RerankRequest) -> None:
+        """Checks that need the server's limits; types were checked by the route's schema."""
+        if not request.query.strip():
+            raise EmptyInput("query must be a non-empty string")
+        if not request.documents:
+            raise EmptyInput("documents must hold at least one document")
+        if len(request.documents) > self.config.max_documents:
+            raise TooManyDocuments(
+                f"documents holds {len(request.documents)} items; this server takes at most "
+                f"{self.config.max_documents} per request (--max-documents): split the request"
+            )
+
+    async def rerank(self, request: RerankRequest, http: Request) -> RerankOutcome:
+        """Plan, queue, wait and rank one request.
+
+        Args:
+            request: the dialect-free request.
+            http: the HTTP request, watched for a client disconnect; its state gets log fields.
+
+        Returns:
+            The ranked outcome.
+
+        Raises:
+            ServerError subclasses (see errors.PROBLEMS) and library InputError.
+        """
+        deadline = time.monotonic() + self.config.request_timeout
+        served = self.get(request.model)
+        self.validate(request)
+        http.state.model = served.name
+        http.state.documents = len(request.documents)
+        options = self.plan_options(request, served.reranker)
+        plan = await asyncio.to_thread(served.reranker.plan, request.query, request.documents, **options)
+        truncate = self.config.auto_truncate if request.truncate is None else request.truncate
+        if not truncate:
+            _refuse_truncated(plan, options["max_length"])
+        logits = await self.score(served, plan, http, deadline)
+        http.state.tokens = plan.num_tokens
+        self.metrics.documents.labels(served.name).observe(plan.num_documents)
+        self.metrics.tokens.labels(served.name).observe(plan.num_tokens)
+        results = served.reranker.finish(plan, logits, None, request.top_n)
+        return RerankOutcome(served.name, results, plan.num_tokens)
+
+    async def score(
+        self,
+        served: ServedModel,
+        plan: ScoringPlan,
+        http: Request | None,
+        deadline: float,
+        front: bool = False,
+    ) -> np.ndarray:
+        """Queue a plan and wait for its logits, the deadline, or the client leaving (whichever first)."""
+        job = served.scheduler.submit(plan, front=front)
+        waiters: set[asyncio.Future] = {job.future}
+        gone = asyncio.ensure_future(_disconnected(http)) if http is not None else None
+        if gone is not None:
+            waiters.add(gone)
+        try:
+            done, _ = await asyncio.wait(
+                waiters, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if gone is not None:
+                gone.cancel()
+            if not job.future.done():
+                served.scheduler.cancel(job)
+        if job.future in done:
+            return job.future.result()
+        if gone is not None and gone in done:
+            raise ClientClosed("the client closed the connection; its queued pairs were dropped")
+        raise RequestTimeout(
+            f"the request did not finish within {self.config.request_timeout:g} s (--request-timeout); "
+            "send fewer documents or retry when the server is less busy"
+        )
+
+
+async def _disconnected(http: Request) -> None:
+    """Return once the client has gone (the body is already read, so only http.disconnect comes)."""
+    while True:
+        message = await http.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _refuse_truncated(plan: ScoringPlan, max_length: int) -> None:
+    for encoding, owner in zip(plan.encodings, plan.owners, strict=True):
+        if encoding.truncated:
+            raise InputTooLong(
+                f"the query with documents[{owner}] is longer than {max_length} tokens and truncation "
+                "is off: shorten the document, or send truncation=true (TEI: truncate=true)"
+            )
+
+
+def get_service(request: Request) -> RerankService:
+    """FastAPI dependency: the app's service (tests may override it)."""
+    return request.app.state.service
+
+
+Service = Annotated[RerankService, Depends(get_service)]  # route parameter type: the app's service
