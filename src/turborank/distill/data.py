@@ -1,0 +1,361 @@
+"""Training groups for distillation: one query with a positive (when known) and hard negatives.
+
+Sources:
+  * BEIR-layout datasets with qrels (``groups_from_beir``): negatives are the top-ranked
+    non-relevant documents of a TREC run, or of BM25 when no run is given;
+  * WikiQA-style candidate lists (``groups_from_candidates``);
+  * unlabeled corpora with LLM-free pseudo-queries (``groups_from_pseudo_queries``): the Inverse
+    Cloze Task (Lee et al. 2019, https://arxiv.org/abs/1906.00300) takes a sentence out of its
+    passage as the query and keeps the rest as the positive; title-as-query takes a document's title
+    as the query and its body as the positive;
+  * queries without judgments against a corpus (``groups_from_queries``), labelled only by a teacher.
+
+Groups are stored as JSONL, one group per line:
+``{"qid", "query", "source", "docs": [{"id", "text", "label", "teacher"}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..eval.bm25 import BM25Index
+from ..eval.data import DatasetError, Document, Run, load_beir, read_trec_run
+
+PSEUDO_QUERY_METHODS = ("ict", "title")
+# A sentence boundary: end punctuation followed by white space (good enough for web and abstract text).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# ICT queries shorter than this carry too little to retrieve with; longer ones read like passages.
+ICT_MIN_WORDS, ICT_MAX_WORDS = 4, 40
+
+
+@dataclass
+class Group:
+    """One training query and its documents; when a positive is known it is doc 0.
+
+    ``labels`` holds graded relevance (0 = judged or assumed non-relevant, None = unknown);
+    ``teacher`` the teacher's scores, one per document, once scored.
+    """
+
+    qid: str
+    query: str
+    doc_ids: list[str]
+    doc_texts: list[str]
+    labels: list[int | None]
+    teacher: list[float] | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.doc_ids), len(self.doc_texts), len(self.labels)}
+        if self.teacher is not None:
+            sizes.add(len(self.teacher))
+        if len(sizes) != 1:
+            raise ValueError(
+                f"group {self.qid!r}: doc_ids, doc_texts, labels (and teacher) must have one entry per "
+                f"document, got lengths {len(self.doc_ids)}, {len(self.doc_texts)}, {len(self.labels)}"
+                + (f", {len(self.teacher)}" if self.teacher is not None else "")
+            )
+
+
+def write_groups(groups: Iterable[Group], path: str | Path) -> int:
+    """Write groups as JSONL (one group per line); returns how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for group in groups:
+            teacher = group.teacher or [None] * len(group.doc_ids)
+            docs = [
+                {"id": i, "text": t, "label": lab, "teacher": s}
+                for i, t, lab, s in zip(group.doc_ids, group.doc_texts, group.labels, teacher, strict=True)
+            ]
+            row = {"qid": group.qid, "query": group.query, "source": group.source, "docs": docs}
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def read_groups(path: str | Path) -> list[Group]:
+    """Read groups written by ``write_groups``.
+
+    Raises:
+        DatasetError: a missing file or a malformed line (with file and line number).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no groups file; build one with turborank.distill.data.write_groups")
+    groups = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                groups.append(_parse_group(line, path, number))
+    return groups
+
+
+def _parse_group(line: str, path: Path, number: int) -> Group:
+    try:
+        row = json.loads(line)
+        docs = row["docs"]
+        scores = [d.get("teacher") for d in docs]
+        teacher = None if any(s is None for s in scores) else [float(s) for s in scores]
+        return Group(
+            qid=str(row["qid"]),
+            query=row["query"],
+            doc_ids=[str(d["id"]) for d in docs],
+            doc_texts=[d["text"] for d in docs],
+            labels=[d.get("label") for d in docs],
+            teacher=teacher,
+            source=row.get("source", ""),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(
+            f'{path}:{number}: not a group line ({type(exc).__name__}: {exc}); expected {{"qid", "query", '
+            '"source", "docs": [{"id", "text", "label", "teacher"}]}'
+        ) from None
+
+
+def groups_from_run(
+    queries: Mapping[str, str],
+    corpus: Mapping[str, Document],
+    qrels: Mapping[str, Mapping[str, int]],
+    run: Run,
+    k_negatives: int = 7,
+    seed: int = 0,
+    source: str = "",
+) -> list[Group]:
+    """One group per query that has a judged positive: the positive, then the run's top non-relevant.
+
+    The positive is a random one of the highest-graded relevant documents; negatives are the
+    ``k_negatives`` best-ranked documents that are not judged relevant (unjudged ones count as
+    non-relevant, the usual assumption for sparse judgments such as SciFact's or MS MARCO's).
+    """
+    rng = random.Random(seed)
+    groups = []
+    for qid in sorted(queries):
+        judged = qrels.get(qid, {})
+        relevant = [d for d, grade in judged.items() if grade > 0 and d in corpus]
+        if not relevant:
+            continue
+        best = max(judged[d] for d in relevant)
+        positive = rng.choice(sorted(d for d in relevant if judged[d] == best))
+        ranked = sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))
+        negatives = [d for d, _ in ranked if judged.get(d, 0) <= 0 and d in corpus][:k_negatives]
+        doc_ids = [positive, *negatives]
+        groups.append(
+            Group(
+                qid=qid,
+                query=queries[qid],
+                doc_ids=doc_ids,
+                doc_texts=[corpus[d].full_text for d in doc_ids],
+                labels=[best] + [0] * len(negatives),
+                source=source,
+            )
+        )
+    return groups
+
+
+def groups_from_beir(
+    dataset_dir: str | Path,
+    split: str,
+    run: str | Path | None = None,
+    k_negatives: int = 7,
+    seed: int = 0,
+) -> list[Group]:
+    """Groups from a BEIR-layout dataset's training split.
+
+    Args:
+        dataset_dir: folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv.
+        split: the qrels split to train on (``train``); never an evaluation split.
+        run: a TREC run to take hard negatives from; None retrieves the BM25 top 100.
+        k_negatives: negatives per group.
+        seed: picks among equally graded positives.
+
+    Returns:
+        One group per judged query, the positive first.
+
+    Example:
+        >>> groups = groups_from_beir("../shared/data/beir-scifact", "train", k_negatives=7)
+        >>> len(groups[0].doc_ids)
+        8
+    """
+    data = load_beir(dataset_dir, split)
+    if run is not None:
+        ranking = read_trec_run(run, corpus=data.corpus)
+    else:
+        ranking = BM25Index.build(data.corpus).search(data.queries, k=100)
+    return groups_from_run(
+        data.queries, data.corpus, data.qrels, ranking, k_negatives, seed, f"{data.name}:{split}"
+    )
+
+
+def groups_from_candidates(
+    path: str | Path, k_negatives: int = 7, seed: int = 0, source: str | None = None
+) -> list[Group]:
+    """Groups from candidate-list JSONL (WikiQA layout: {qid, query, candidates[], labels[]}).
+
+    Questions without a positive are skipped; negatives are a seeded sample of the labelled-0
+    candidates (the lists are short and unordered, so there is no rank to take them by).
+    """
+    path = Path(path)
+    rng = random.Random(seed)
+    groups = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            texts, labels = row.get("candidates"), row.get("labels")
+            if not isinstance(texts, list) or not isinstance(labels, list) or len(texts) != len(labels):
+                raise DatasetError(f"{path}:{number}: needs equal-length 'candidates' and 'labels' lists")
+            positives = [i for i, lab in enumerate(labels) if lab > 0]
+            negatives = [i for i, lab in enumerate(labels) if lab <= 0]
+            if not positives or not negatives:
+                continue
+            chosen = [rng.choice(positives), *rng.sample(negatives, min(k_negatives, len(negatives)))]
+            qid = str(row["qid"])
+            groups.append(
+                Group(
+                    qid=qid,
+                    query=row["query"],
+                    doc_ids=[f"{qid}-{i}" for i in chosen],
+                    doc_texts=[texts[i] for i in chosen],
+                    labels=[1] + [0] * (len(chosen) - 1),
+                    source=source or path.parent.name,
+                )
+            )
+    return groups
+
+
+def groups_from_queries(
+    queries: Mapping[str, str],
+    corpus: Mapping[str, Document],
+    k: int = 8,
+    index: BM25Index | None = None,
+    source: str = "",
+) -> list[Group]:
+    """Unjudged queries against a corpus: each group is the query's BM25 top k, all labels unknown.
+
+    Only a teacher can label these groups; they bring real query wording to a corpus that has no
+    queries of its own (e.g. WikiQA's Bing questions against web passages).
+    """
+    index = index or BM25Index.build(corpus)
+    run = index.search(queries, k=k)
+    groups = []
+    for qid in sorted(queries):
+        ranked = [d for d, _ in sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))]
+        if len(ranked) < 2:
+            continue
+        groups.append(
+            Group(
+                qid,
+                queries[qid],
+                ranked,
+                [corpus[d].full_text for d in ranked],
+                [None] * len(ranked),
+                source=source,
+            )
+        )
+    return groups
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a passage (punctuation-based; abbreviations may split a sentence, which ICT tolerates)."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def ict_example(text: str, rng: random.Random, keep_probability: float = 0.1) -> tuple[str, str] | None:
+    """Inverse Cloze Task: (a sentence as the query, the passage without it as the positive).
+
+    As in Lee et al. (2019) the sentence stays in the passage with a small probability, so the model
+    also learns that word overlap matters. None when no sentence of usable length exists.
+    """
+    sentences = split_sentences(text)
+    usable = [i for i, s in enumerate(sentences) if ICT_MIN_WORDS <= len(s.split()) <= ICT_MAX_WORDS]
+    if len(sentences) < 2 or not usable:
+        return None
+    i = rng.choice(usable)
+    rest = sentences if rng.random() < keep_probability else sentences[:i] + sentences[i + 1 :]
+    return sentences[i], " ".join(rest)
+
+
+def groups_from_pseudo_queries(
+    corpus: Mapping[str, Document],
+    n: int,
+    k_negatives: int = 7,
+    seed: int = 0,
+    method: str = "ict",
+    index: BM25Index | None = None,
+    source: str = "",
+) -> list[Group]:
+    """Pseudo-query groups from an unlabeled corpus, without an LLM.
+
+    Args:
+        corpus: doc id -> Document (title and text).
+        n: groups to make (fewer when the corpus has fewer usable documents).
+        k_negatives: BM25 hard negatives per group (other documents retrieved by the pseudo-query).
+        seed: seeds the document sample and the sentence choice.
+        method: ``ict`` (a sentence out of its passage) or ``title`` (title -> body).
+        index: a BM25 index of ``corpus`` to reuse; built when None.
+        source: tag stored in each group.
+
+    Returns:
+        Groups whose doc 0 is the pseudo-positive (label 1); negatives have unknown labels (None),
+        because a near-duplicate passage may answer the pseudo-query too: the teacher decides.
+
+    Raises:
+        ValueError: an unknown method.
+    """
+    if method not in PSEUDO_QUERY_METHODS:
+        raise ValueError(f"method must be one of {PSEUDO_QUERY_METHODS}, got {method!r}")
+    rng = random.Random(seed)
+    examples: dict[str, tuple[str, str]] = {}
+    for doc_id in rng.sample(sorted(corpus), len(corpus)):
+        if len(examples) == n:
+            break
+        doc = corpus[doc_id]
+        if method == "title":
+            if len(doc.title.split()) >= ICT_MIN_WORDS and doc.text.strip():
+                examples[doc_id] = (doc.title, doc.text)
+        else:
+            example = ict_example(doc.text, rng)
+            if example is not None:
+                examples[doc_id] = example
+    index = index or BM25Index.build(corpus)
+    queries = {f"{method}-{doc_id}": query for doc_id, (query, _) in examples.items()}
+    # Retrieve extra: the source passage and its near-duplicates are dropped from the negatives.
+    run = index.search(queries, k=k_negatives * 2 + 2)
+    groups = []
+    for doc_id, (query, positive) in examples.items():
+        qid = f"{method}-{doc_id}"
+        ranked = sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))
+        negatives = [
+            d for d, _ in ranked if d != doc_id and not _overlaps(corpus[d].full_text, query, positive)
+        ]
+        negatives = negatives[:k_negatives]
+        if not negatives:
+            continue
+        groups.append(
+            Group(
+                qid=qid,
+                query=query,
+                doc_ids=[doc_id, *negatives],
+                doc_texts=[positive, *(corpus[d].full_text for d in negatives)],
+                labels=[1] + [None] * len(negatives),
+                source=source or f"{method}",
+            )
+        )
+    return groups
+
+
+def _overlaps(text: str, query: str, positive: str) -> bool:
+    """True for a near-duplicate of the source passage (it contains the query sentence or its opening)."""
+    return query in text or positive[:80] in text
+
+
+def sample_groups(groups: Sequence[Group], n: int, seed: int = 0) -> list[Group]:
+    """A seeded sample of at most n groups (all of them, shuffled, when there are fewer)."""
+    return random.Random(seed).sample(list(groups), min(n, len(groups)))

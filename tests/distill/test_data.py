@@ -1,0 +1,148 @@
+"""Training groups: JSONL round trip, BEIR and candidate-list builders, LLM-free pseudo-queries."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from turborank.distill.data import (
+    Group,
+    groups_from_beir,
+    groups_from_candidates,
+    groups_from_pseudo_queries,
+    groups_from_queries,
+    groups_from_run,
+    ict_example,
+    read_groups,
+    split_sentences,
+    write_groups,
+)
+from turborank.eval.data import DatasetError, Document
+
+pytest.importorskip("bm25s")
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+CORPUS = {
+    "d1": Document(
+        "Cats", "Cats purr when they are happy. They sleep most of the day. Kittens play with yarn."
+    ),
+    "d2": Document("Dogs", "Dogs bark at strangers. They like long walks in the park. Puppies chew shoes."),
+    "d3": Document("Birds", "Birds sing at dawn. Many species migrate south in winter. Parrots can talk."),
+    "d4": Document("Fish", "Fish swim in schools. Sharks are fish too. Goldfish live in bowls at home."),
+    "d5": Document("Cats and dogs", "Cats and dogs can live together. Dogs sometimes chase cats around."),
+}
+
+
+def test_group_rejects_ragged_lists() -> None:
+    with pytest.raises(ValueError, match="one entry per document"):
+        Group("q", "query", ["a", "b"], ["text a"], [1, 0])
+
+
+def test_groups_round_trip_through_jsonl(tmp_path: Path) -> None:
+    groups = [
+        Group("q1", "cats?", ["d1", "d2"], ["cat text", "dog text"], [1, 0], [2.5, -1.0], "unit"),
+        Group("q2", "birds?", ["d3", "d4"], ["bird text", "fish text"], [None, None]),
+    ]
+    assert write_groups(groups, tmp_path / "g.jsonl") == 2
+    row = json.loads((tmp_path / "g.jsonl").read_text().splitlines()[0])
+    assert row["docs"][0] == {"id": "d1", "text": "cat text", "label": 1, "teacher": 2.5}
+    assert read_groups(tmp_path / "g.jsonl") == groups
+
+
+def test_read_groups_names_the_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "g.jsonl"
+    path.write_text('{"qid": "q", "query": "x", "docs": []}\n{"qid": "q2"}\n')
+    with pytest.raises(DatasetError, match=r"g.jsonl:2"):
+        read_groups(path)
+
+
+def test_groups_from_run_takes_top_ranked_non_relevant() -> None:
+    run = {"q": {"d1": 5.0, "d2": 4.0, "d3": 3.0, "d4": 2.0, "d5": 1.0}}
+    qrels = {"q": {"d2": 1, "d4": 2, "d1": 0}}
+    (group,) = groups_from_run({"q": "pets"}, CORPUS, qrels, run, k_negatives=2)
+    assert group.doc_ids == ["d4", "d1", "d3"]  # best-graded positive first, relevant d2 never a negative
+    assert group.labels == [2, 0, 0]
+    assert group.doc_texts[0] == CORPUS["d4"].full_text
+
+
+def test_groups_from_run_skips_queries_without_positive() -> None:
+    assert groups_from_run({"q": "x"}, CORPUS, {"q": {"d1": 0}}, {"q": {"d1": 1.0}}) == []
+
+
+def test_groups_from_beir_uses_bm25_when_no_run(tmp_path: Path) -> None:
+    (tmp_path / "qrels").mkdir()
+    with (tmp_path / "corpus.jsonl").open("w") as out:
+        for doc_id, doc in CORPUS.items():
+            out.write(json.dumps({"_id": doc_id, "title": doc.title, "text": doc.text}) + "\n")
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "do cats purr"}) + "\n")
+    (tmp_path / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (group,) = groups_from_beir(tmp_path, "train", k_negatives=2)
+    assert group.doc_ids[0] == "d1" and len(group.doc_ids) == 3
+    assert group.doc_ids[1] == "d5"  # the other document about cats is the hardest negative
+    assert group.source.endswith(":train")
+
+
+def test_groups_from_candidates(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    rows = [
+        {"qid": "a", "query": "q a", "candidates": ["x", "y", "z"], "labels": [0, 1, 0]},
+        {"qid": "b", "query": "q b", "candidates": ["x", "y"], "labels": [0, 0]},  # no answer: skipped
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (group,) = groups_from_candidates(path, k_negatives=5)
+    assert group.doc_texts[0] == "y" and sorted(group.doc_texts[1:]) == ["x", "z"]
+    assert group.labels == [1, 0, 0]
+    assert group.doc_ids[0] == "a-1"
+
+
+def test_ict_takes_a_sentence_out_of_its_passage() -> None:
+    text = "Cats purr when they are happy. They sleep most of the day. Kittens play with yarn."
+    assert split_sentences(text) == [
+        "Cats purr when they are happy.",
+        "They sleep most of the day.",
+        "Kittens play with yarn.",
+    ]
+    rng = random.Random(1)
+    for _ in range(20):
+        query, rest = ict_example(text, rng, keep_probability=0.0)
+        assert query in split_sentences(text) and query not in rest
+        assert len(split_sentences(rest)) == 2
+    assert ict_example("One sentence only here.", rng) is None
+
+
+def test_pseudo_queries_ict_and_titles() -> None:
+    groups = groups_from_pseudo_queries(CORPUS, n=3, k_negatives=2, seed=0, method="ict")
+    assert len(groups) == 3
+    for group in groups:
+        source = CORPUS[group.doc_ids[0]].text
+        assert group.query in source and group.labels == [1, None, None][: len(group.labels)]
+        assert group.doc_ids[0] not in group.doc_ids[1:]
+    titles = groups_from_pseudo_queries(
+        {"t": Document("Why cats purr when happy", "Purring is a signal."), **CORPUS}, n=1, method="title"
+    )
+    assert titles[0].query == "Why cats purr when happy" and titles[0].doc_texts[0] == "Purring is a signal."
+    with pytest.raises(ValueError, match="method must be one of"):
+        groups_from_pseudo_queries(CORPUS, n=1, method="llm")
+
+
+def test_pseudo_queries_are_seeded() -> None:
+    first = groups_from_pseudo_queries(CORPUS, n=3, k_negatives=2, seed=7)
+    again = groups_from_pseudo_queries(CORPUS, n=3, k_negatives=2, seed=7)
+    assert first == again
+
+
+def test_groups_from_queries_are_teacher_only() -> None:
+    (group,) = groups_from_queries({"q": "dogs chase cats"}, CORPUS, k=3)
+    assert group.doc_ids[0] == "d5" and group.labels == [None, None, None]
+
+
+@pytest.mark.skipif(not (SHARED / "beir-scifact").is_dir(), reason="needs ../shared/data")
+def test_scifact_train_groups_from_shared_run() -> None:
+    scifact = SHARED / "beir-scifact"
+    groups = groups_from_beir(scifact, "train", run=scifact / "bm25_top100.train.trec", k_negatives=7)
+    assert len(groups) == 809
+    assert all(g.labels[0] > 0 and g.labels[1:] == [0] * 7 for g in groups)
