@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .backends import create_backend
 from .checkpoint import TOKENIZER_FILE, load_model, resolve_model_dir, weights_path
-from .engine import DEFAULT_MAX_BATCH_TOKENS, Engine, TorchBackend
+from .chunking import LongDocuments, aggregate, chunk_pairs, resolve_long_documents
+from .engine import DEFAULT_MAX_BATCH_TOKENS, Engine
 from .errors import InputError, ModelNotFoundError
 from .model import JinaBertForSequenceClassification
 from .tokenization import TRUNCATION_STRATEGIES, PairEncoding, PairTokenizer
@@ -35,18 +37,21 @@ DTYPES = {
 
 @dataclass(frozen=True)
 class RerankResult:
-    """One ranked document: its position in the input, sigmoid score, raw logit, and optionally its text."""
+    """One ranked document: its position in the input, sigmoid score, raw logit, optionally its text,
+    and how many windows of it were scored (more than 1 only with ``long_documents="chunk"``)."""
 
     index: int
     relevance_score: float
     logit: float
     document: str | None = None
+    num_chunks: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "index": self.index,
             "relevance_score": self.relevance_score,
             "logit": self.logit,
+            "num_chunks": self.num_chunks,
         }
         if self.document is not None:
             out["document"] = self.document
@@ -58,8 +63,10 @@ class ScoringPlan:
     """Encodings to score for one query, and which document each encoding belongs to."""
 
     encodings: list[PairEncoding]
-    owners: list[int]  # document index of each encoding
+    owners: list[int]  # document index of each encoding (several encodings per chunked document)
     num_documents: int
+    aggregation: str = "max"  # how a chunked document's window logits become its logit
+    top_k: int = 3  # windows averaged by the mean_top_k aggregation
 
     @property
     def num_tokens(self) -> int:
@@ -115,6 +122,7 @@ class Reranker:
         use_sdpa: bool = True,
         name: str = "model",
         source: Path | None = None,
+        backend: str = "torch",
     ):
         self.config = model.config
         self.tokenizer = tokenizer
@@ -126,8 +134,9 @@ class Reranker:
         # zeros; classic BERT cross-encoders were trained with the tokenizer's segment ids.
         if use_token_type_ids is None:
             use_token_type_ids = not self.config.uses_alibi
+        self.backend_name = backend
         self.engine = Engine(
-            TorchBackend(model, self.device, dtype, use_sdpa),
+            create_backend(backend, model, self.device, dtype, use_sdpa, source),
             tokenizer.pad_token_id,
             use_token_type_ids,
             max_batch_tokens,
@@ -145,6 +154,7 @@ class Reranker:
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         use_token_type_ids: bool | None = None,
         use_sdpa: bool = True,
+        backend: str = "torch",
     ) -> Reranker:
         """Load a checkpoint directory or hub id; ``None`` loads the model shipped inside turborank.
 
@@ -157,6 +167,9 @@ class Reranker:
             max_batch_tokens: padded tokens per forward pass; bounds activation memory.
             use_token_type_ids: None picks what the model family was trained with.
             use_sdpa: fused attention (True) or the plain reference math (False).
+            backend: "torch" (padded batches), "onnx" / "onnx-int8" (ONNX Runtime on the CPU, fp32 or
+                dynamically quantized int8; the export is cached next to the checkpoint) or "unpadded"
+                (variable-length attention for CUDA, no FLOP spent on padding). See ``backends.BACKENDS``.
 
         Raises:
             ModelNotFoundError, CheckpointError: with the problem and the fix in the message.
@@ -183,6 +196,7 @@ class Reranker:
             use_sdpa=use_sdpa,
             name=str(name_or_path),
             source=directory,
+            backend=backend,
         )
 
     @property
@@ -209,9 +223,29 @@ class Reranker:
         max_length = self._check_max_length(max_length)
         if truncation not in TRUNCATION_STRATEGIES:
             raise InputError(f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
-        return self.tokenizer.encode_pairs(
-            pairs, max_length, min(MAX_QUERY_TOKENS, max_length // 2), truncation
+        return self.tokenizer.encode_pairs(pairs, max_length, _max_query_length(max_length), truncation)
+
+    def encode_long(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_length: int | None = None,
+        truncation: str = "only_second",
+        long_documents: str | LongDocuments = "truncate",
+    ) -> tuple[list[PairEncoding], list[int], LongDocuments | None]:
+        """Encode pairs, one encoding per pair (``truncate``) or per window of a long document (``chunk``).
+
+        Returns:
+            The encodings, the pair index each belongs to, and the resolved chunking options (None when
+            truncating). Chunk windows always keep the query whole up to its cap, whatever ``truncation``.
+        """
+        options = resolve_long_documents(long_documents)
+        if options is None:
+            return self.encode(pairs, max_length, truncation), list(range(len(pairs))), None
+        max_length = self._check_max_length(max_length)
+        encodings, owners = chunk_pairs(
+            self.tokenizer, pairs, max_length, _max_query_length(max_length), options
         )
+        return encodings, owners, options
 
     def predict_logits(
         self,
@@ -231,20 +265,27 @@ class Reranker:
         max_length: int | None = None,
         normalize: bool = True,
         truncation: str = "only_second",
+        long_documents: str | LongDocuments = "truncate",
     ) -> float | list[float]:
         """Drop-in for the reference ``compute_score``: sigmoid scores (``normalize``) or raw logits.
 
         A single ``[query, document]`` pair gives a bare float; a list of pairs a list in input order.
         ``batch_size`` caps the pairs per forward pass; the engine also packs by token budget.
+        ``long_documents="chunk"`` (or a ``LongDocuments``) scores each window of a long document and
+        aggregates them into the pair's score.
         """
         pairs, single = _as_pairs(sentence_pairs)
-        logits = self.predict_logits(pairs, batch_size, max_length, truncation)
+        _check_batch_size(batch_size)
+        encodings, owners, options = self.encode_long(pairs, max_length, truncation, long_documents)
+        logits = self.engine.run(encodings, batch_size)
         if logits.shape[1] != 1:
             raise InputError(
                 f"this model has {logits.shape[1]} labels; compute_score needs a single-logit "
                 "reranker (use predict_logits for the raw outputs)"
             )
-        values = sigmoid(logits[:, 0]) if normalize else logits[:, 0]
+        options = options or LongDocuments()
+        pair_logits, _ = aggregate(logits[:, 0], owners, len(pairs), options.aggregation, options.top_k)
+        values = sigmoid(pair_logits) if normalize else pair_logits
         scores = [float(v) for v in values]
         return scores[0] if single and len(scores) == 1 else scores
 
@@ -254,17 +295,22 @@ class Reranker:
         documents: Sequence[str],
         max_length: int | None = None,
         truncation: str = "only_second",
+        long_documents: str | LongDocuments = "truncate",
     ) -> ScoringPlan:
         """Validate and tokenize one query against its documents, without scoring.
 
         ``rerank`` is ``plan`` -> ``engine.run`` -> ``finish``; the server runs the same three steps
-        with its own scheduler between them, so requests share batches.
+        with its own scheduler between them, so requests share batches. With ``long_documents="chunk"``
+        a document may own several encodings (windows); ``finish`` aggregates them.
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("query must be a non-empty string")
         documents = _check_documents(documents)
-        encodings = self.encode([(query, d) for d in documents], max_length, truncation)
-        return ScoringPlan(encodings, list(range(len(documents))), len(documents))
+        encodings, owners, options = self.encode_long(
+            [(query, d) for d in documents], max_length, truncation, long_documents
+        )
+        options = options or LongDocuments()
+        return ScoringPlan(encodings, owners, len(documents), options.aggregation, options.top_k)
 
     def finish(
         self, plan: ScoringPlan, logits: np.ndarray, documents: Sequence[str] | None, top_n: int | None
@@ -274,9 +320,10 @@ class Reranker:
             raise InputError(
                 f"this model has {logits.shape[-1]} labels; rerank needs a single-logit reranker"
             )
-        document_logits = np.empty(plan.num_documents, dtype=np.float32)
-        document_logits[plan.owners] = logits[:, 0]
-        return rank_results(document_logits, documents, top_n)
+        document_logits, num_chunks = aggregate(
+            logits[:, 0], plan.owners, plan.num_documents, plan.aggregation, plan.top_k
+        )
+        return rank_results(document_logits, documents, top_n, num_chunks)
 
     def rerank(
         self,
@@ -287,11 +334,17 @@ class Reranker:
         max_length: int | None = None,
         truncation: str = "only_second",
         batch_size: int | None = None,
+        long_documents: str | LongDocuments = "truncate",
     ) -> list[RerankResult]:
-        """Score every document against the query; results sorted by score, ties in input order."""
+        """Score every document against the query; results sorted by score, ties in input order.
+
+        ``long_documents``: "truncate" (default) cuts each pair to ``max_length``; "chunk" scores every
+        window of a longer document and keeps the best (``LongDocuments(...)`` sets window size, stride,
+        ``max_chunks_per_doc`` and the aggregation: max, mean_top_k or first).
+        """
         _check_top_n(top_n)
         _check_batch_size(batch_size)
-        plan = self.plan(query, documents, max_length, truncation)
+        plan = self.plan(query, documents, max_length, truncation, long_documents)
         logits = self.engine.run(plan.encodings, batch_size)
         return self.finish(plan, logits, list(documents) if return_documents else None, top_n)
 
@@ -314,22 +367,34 @@ class Reranker:
             "max_length": self.max_length,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
+            "backend": self.backend_name,
             "weights_file": weights_path(self.source).name if self.source else None,
         }
 
 
 def rank_results(
-    logits: np.ndarray, documents: Sequence[str] | None, top_n: int | None
+    logits: np.ndarray,
+    documents: Sequence[str] | None,
+    top_n: int | None,
+    num_chunks: np.ndarray | None = None,
 ) -> list[RerankResult]:
-    """Sort by logit (descending, stable) and attach fp32 sigmoid scores."""
+    """Sort by logit (descending, stable) and attach fp32 sigmoid scores (and window counts, if chunked)."""
     scores = sigmoid(logits)
     order = np.argsort(-logits, kind="stable")[: top_n or len(logits)]
     return [
         RerankResult(
-            int(i), float(scores[i]), float(logits[i]), documents[i] if documents is not None else None
+            int(i),
+            float(scores[i]),
+            float(logits[i]),
+            documents[i] if documents is not None else None,
+            int(num_chunks[i]) if num_chunks is not None else 1,
         )
         for i in order
     ]
+
+
+def _max_query_length(max_length: int) -> int:
+    return min(MAX_QUERY_TOKENS, max_length // 2)
 
 
 def _check_top_n(top_n: Any) -> None:

@@ -1,0 +1,220 @@
+"""Unpadded backend for CUDA: the real tokens of a batch packed into one sequence, no FLOP on padding.
+
+A padded batch (B, S) becomes one packed sequence of T = sum of lengths tokens plus ``cu_seqlens``
+(B + 1 cumulative offsets, the layout of FlashAttention's varlen kernels). Linear layers, GeGLU and
+LayerNorms run on (T, H); only attention needs the sequence boundaries. Attention kernels, fastest
+first:
+
+* ``flash``: ``flash_attn.flash_attn_varlen_func`` with ``alibi_slopes`` (the flash-attn package, CUDA,
+  fp16/bf16). Its non-causal ALiBi bias is -m_h * |i - j| within each sequence: JinaBERT's bias.
+* ``flex``: ``torch.nn.attention.flex_attention`` with the ALiBi ``score_mod`` and a block mask that
+  keeps each token inside its own sequence; compiled on CUDA, so blocks across sequences are skipped.
+* ``loop``: one dense attention per sequence. The reference, and what runs on a CPU (tests).
+
+The embeddings and layers run in the model's dtype (bf16/fp16); the pooler and classifier run in
+float32, so logits and sigmoid scores are float32. ALiBi models only: absolute position embeddings
+would need per-sequence positions in the embedding layer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .engine import Batch
+from .errors import InputError
+from .model import JinaBertForSequenceClassification, alibi_bias, alibi_slopes
+
+
+@dataclass
+class PackedBatch:
+    """The real tokens of a batch, concatenated."""
+
+    input_ids: torch.Tensor  # (T,) int64
+    token_type_ids: torch.Tensor  # (T,) int64
+    cu_seqlens: torch.Tensor  # (B + 1,) int32: sequence b is tokens cu_seqlens[b] : cu_seqlens[b + 1]
+    max_seqlen: int
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.cu_seqlens.diff().tolist()
+
+
+def pack(batch: Batch) -> PackedBatch:
+    """Drop the padding of a right-padded batch."""
+    lengths = batch.attention_mask.sum(dim=1)
+    real = batch.attention_mask.bool()
+    cu_seqlens = F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32)
+    return PackedBatch(
+        batch.input_ids[real],
+        batch.token_type_ids[real],
+        cu_seqlens,
+        int(lengths.max()) if len(lengths) else 0,
+    )
+
+
+def unpack(packed_values: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Tensor:
+    """(T, ...) packed values -> (B, S, ...) right-padded with zeros (S = longest sequence)."""
+    lengths = cu_seqlens.diff().long()
+    out = packed_values.new_zeros((len(lengths), int(lengths.max()), *packed_values.shape[1:]))
+    mask = torch.arange(out.shape[1], device=lengths.device)[None, :] < lengths[:, None]
+    out[mask] = packed_values
+    return out
+
+
+def sequence_ids(cu_seqlens: torch.Tensor) -> torch.Tensor:
+    """(T,) index of the sequence each packed token belongs to."""
+    lengths = cu_seqlens.diff().long()
+    return torch.repeat_interleave(torch.arange(len(lengths), device=cu_seqlens.device), lengths)
+
+
+# An attention kernel maps q, k, v (T, nh, d), the packed batch and the slopes (nh,) to (T, nh, d).
+Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, PackedBatch, torch.Tensor], torch.Tensor]
+
+
+def loop_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor
+) -> torch.Tensor:
+    out = torch.empty_like(q)
+    bounds = packed.cu_seqlens.tolist()
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        n = end - start
+        bias = alibi_bias(slopes, torch.arange(n, device=q.device), n).to(q.dtype)  # (nh, n, n)
+        seq = [t[start:end].transpose(0, 1) for t in (q, k, v)]  # 3 x (nh, n, d)
+        out[start:end] = F.scaled_dot_product_attention(*seq, attn_mask=bias).transpose(0, 1)
+    return out
+
+
+def flex_attention_kernel(compiled: bool) -> Kernel:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    attend = torch.compile(flex_attention, dynamic=True) if compiled else flex_attention
+
+    def kernel(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor
+    ) -> torch.Tensor:
+        seq = sequence_ids(packed.cu_seqlens.to(q.device))
+        total = q.shape[0]
+
+        def same_sequence(b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202 - flex_attention's signature
+            return seq[q_idx] == seq[kv_idx]
+
+        def alibi(score, b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202
+            # Packed sequences are contiguous, so |q_idx - kv_idx| is the in-sequence distance.
+            return score - slopes[h] * (q_idx - kv_idx).abs()
+
+        mask = create_block_mask(same_sequence, None, None, total, total, device=q.device)
+        out = attend(*(t.transpose(0, 1)[None] for t in (q, k, v)), score_mod=alibi, block_mask=mask)
+        return out[0].transpose(0, 1)  # (1, nh, T, d) -> (T, nh, d)
+
+    return kernel
+
+
+def flash_attention_kernel() -> Kernel:
+    from flash_attn import flash_attn_varlen_func
+
+    def kernel(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor
+    ) -> torch.Tensor:
+        cu = packed.cu_seqlens.to(q.device)
+        return flash_attn_varlen_func(
+            q, k, v, cu, cu, packed.max_seqlen, packed.max_seqlen, alibi_slopes=slopes.float()
+        )
+
+    return kernel
+
+
+KERNELS: dict[str, Callable[[], Kernel]] = {
+    "flash": flash_attention_kernel,
+    "flex": functools.partial(flex_attention_kernel, compiled=True),
+    "flex-eager": functools.partial(flex_attention_kernel, compiled=False),  # materializes T x T: tests only
+    "loop": lambda: loop_attention,
+}
+
+
+def default_kernel(device: torch.device) -> str:
+    """flash when the flash-attn package is installed, else compiled flex attention; loop on a CPU."""
+    if device.type != "cuda":
+        return "loop"
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError:
+        return "flex"
+    return "flash"
+
+
+class UnpaddedBackend:
+    """Packs each batch and runs the model on real tokens only. ``is_padded = False``: the planner fills
+    the token budget with real tokens."""
+
+    is_padded = False
+
+    def __init__(
+        self,
+        model: JinaBertForSequenceClassification,
+        device: torch.device,
+        dtype: torch.dtype,
+        kernel: str | None = None,
+    ):
+        if not model.config.uses_alibi:
+            raise InputError(
+                "the unpadded backend supports ALiBi (JinaBERT) models only; use backend='torch' for "
+                "models with absolute position embeddings"
+            )
+        kernel = kernel or default_kernel(device)
+        if kernel not in KERNELS:
+            raise InputError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        self.kernel_name = kernel
+        self.kernel = KERNELS[kernel]()
+        self.device = device
+        self.dtype = dtype
+        self.model = model.to(device=device, dtype=dtype).eval()
+        # The head runs in float32 whatever the body's dtype: scores are compared across batches.
+        self.pooler = torch.nn.Linear(model.config.hidden_size, model.config.hidden_size).to(device)
+        self.classifier = torch.nn.Linear(model.config.hidden_size, model.config.num_labels).to(device)
+        self.pooler.load_state_dict({k: v.float() for k, v in model.bert.pooler.dense.state_dict().items()})
+        self.classifier.load_state_dict({k: v.float() for k, v in model.classifier.state_dict().items()})
+        # float32 slopes: m_h * |i - j| reaches thousands at 8k tokens, beyond bf16's integer precision.
+        # Recomputed, not read from the model: model.to(bf16) rounds its slope buffer too.
+        self.slopes = alibi_slopes(model.config.num_attention_heads).to(device)
+
+    @torch.inference_mode()
+    def predict(self, batch: Batch) -> torch.Tensor:
+        packed = pack(batch)
+        packed = PackedBatch(
+            packed.input_ids.to(self.device),
+            packed.token_type_ids.to(self.device),
+            packed.cu_seqlens.to(self.device),
+            packed.max_seqlen,
+        )
+        hidden = self.encode(packed)  # (T, H)
+        first = hidden[packed.cu_seqlens[:-1].long()].float()  # (B, H): the [CLS] / <s> of each sequence
+        return self.classifier(torch.tanh(self.pooler(first))).cpu()
+
+    def encode(self, packed: PackedBatch) -> torch.Tensor:
+        """Final hidden states (T, H) of the packed tokens."""
+        bert = self.model.bert
+        x = bert.embeddings(packed.input_ids[None], packed.token_type_ids[None])[0]  # (T, H)
+        for layer in bert.encoder.layer:
+            x = self._layer(layer, x, packed, self.slopes)
+        return x
+
+    def _layer(
+        self, layer: torch.nn.Module, x: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor
+    ) -> torch.Tensor:
+        """One post-LN layer on packed tokens, reusing the layer's own modules."""
+        attention = layer.attention.self
+        T, H = x.shape
+        nh, d = attention.num_heads, attention.head_size
+        q = attention.query(x).view(T, nh, d)  # kernels scale q k^T by 1/sqrt(d), then add ALiBi
+        k = attention.key(x).view(T, nh, d)
+        v = attention.value(x).view(T, nh, d)
+        ctx = self.kernel(q, k, v, packed, slopes).reshape(T, H)
+        h = layer.attention.output(ctx, x)
+        if hasattr(layer, "mlp"):
+            return layer.mlp(h)
+        return layer.output(layer.intermediate(h), h)

@@ -1,0 +1,188 @@
+"""ONNX Runtime backend: the model exported once to ONNX (fp32, optionally int8), cached on disk.
+
+The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` of shape (batch, sequence),
+both axes dynamic, and returns ``logits`` (batch, num_labels). ALiBi is computed inside the graph from
+the sequence length, so one file serves every length. The graph holds the whole (nh, S, S) bias and the
+(B, nh, S, S) scores at once, which is cheap for short pairs but quadratic in S; batches longer than
+``max_sequence`` therefore run on the torch model, whose attention works in blocks of query rows.
+
+Exports are named after a hash of the source weights and cached next to the checkpoint (``onnx/``),
+or under the user cache directory when the checkpoint directory is read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import weights_path
+from .engine import Batch, TorchBackend
+from .errors import BackendError, InputError
+from .model import JinaBertForSequenceClassification
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1  # bump when the exported graph changes, so stale cached files are not reused
+OPSET = 17
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+QUANTIZATIONS = ("int8",)
+# Longest padded batch run in ONNX Runtime; longer ones go to the blockwise torch path. At 1,024 tokens
+# one row's scores take nh * S^2 * 4 B = 48 MB per layer on the turbo shape.
+DEFAULT_MAX_SEQUENCE = 1024
+
+
+def _require_onnxruntime():  # noqa: ANN202 - returns the module
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError(
+            "the onnx backends need onnxruntime and onnx: pip install 'turborank[onnx]'"
+        ) from exc
+    return onnxruntime
+
+
+def weights_digest(model: JinaBertForSequenceClassification, source: Path | None) -> str:
+    """sha256 of the checkpoint's weights file, or of the in-memory tensors when there is no file."""
+    digest = hashlib.sha256()
+    if source is not None:
+        with open(weights_path(source), "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+    else:
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_dir(source: Path | None) -> Path:
+    """``<checkpoint>/onnx`` when writable, else ``$XDG_CACHE_HOME/turborank/onnx`` (~/.cache)."""
+    if source is not None:
+        candidate = Path(source) / "onnx"
+        try:
+            candidate.mkdir(exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=candidate):
+                pass
+            return candidate
+        except OSError:
+            log.info("%s is not writable; caching the ONNX export in the user cache", candidate)
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    candidate = root / "turborank" / "onnx"
+    candidate.mkdir(parents=True, exist_ok=True)
+    return candidate
+
+
+def export_onnx(model: JinaBertForSequenceClassification, path: Path) -> Path:
+    """Export the float32 model with dynamic batch and sequence axes (TorchScript exporter, opset 17).
+
+    The trace uses a short dummy batch, for which the model's attention bias is a single block built
+    from the traced sequence length, so the graph computes ALiBi for whatever length it is fed.
+    """
+    model = model.to("cpu", torch.float32).eval()
+    dummy = torch.full((2, 16), 5, dtype=torch.long)
+    inputs = (dummy, torch.ones_like(dummy), torch.zeros_like(dummy))
+    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with warnings.catch_warnings():
+        # The tracer warns about Python ints taken from shapes; the block logic is shape-specific by
+        # design and a single block is what the exported graph should contain.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            inputs,
+            str(tmp),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(INPUT_NAMES),
+            output_names=["logits"],
+            dynamic_axes={**axes, "logits": {0: "batch"}},
+        )
+    tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    return path
+
+
+def quantize_int8(fp32_path: Path, path: Path) -> Path:
+    """Dynamic int8 quantization (weights int8 offline, activations quantized per batch at run time)."""
+    _require_onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
+    tmp.replace(path)
+    return path
+
+
+def exported_model(
+    model: JinaBertForSequenceClassification, source: Path | None, quantize: str | None = None
+) -> Path:
+    """Path of the cached export for these weights, exporting (and quantizing) on first use."""
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise InputError(f"quantize must be None or one of {QUANTIZATIONS}, got {quantize!r}")
+    directory = cache_dir(source)
+    stem = f"turborank-v{EXPORT_VERSION}-{weights_digest(model, source)[:16]}"
+    fp32 = directory / f"{stem}.onnx"
+    if not fp32.is_file():
+        log.info("exporting the model to %s", fp32)
+        export_onnx(model, fp32)
+    if quantize is None:
+        return fp32
+    quantized = directory / f"{stem}-{quantize}.onnx"
+    if not quantized.is_file():
+        log.info("quantizing %s to %s", fp32.name, quantized.name)
+        quantize_int8(fp32, quantized)
+    return quantized
+
+
+class OnnxBackend:
+    """Runs padded batches in ONNX Runtime on the CPU; very long batches on the blockwise torch model."""
+
+    is_padded = True
+
+    def __init__(
+        self,
+        path: Path,
+        model: JinaBertForSequenceClassification,
+        num_threads: int | None = None,
+        max_sequence: int = DEFAULT_MAX_SEQUENCE,
+    ):
+        ort = _require_onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or torch.get_num_threads()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = path
+        self.max_sequence = max_sequence
+        self.model = model  # kept for parameter counts and the long-batch path
+        self.long_backend = TorchBackend(model, torch.device("cpu"), torch.float32)
+
+    @classmethod
+    def from_model(
+        cls, model: JinaBertForSequenceClassification, source: Path | None, quantize: str | None = None
+    ) -> OnnxBackend:
+        """Export (or reuse the cached export of) ``model`` and open it."""
+        _require_onnxruntime()
+        return cls(exported_model(model, source, quantize), model)
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        if batch.input_ids.shape[1] > self.max_sequence:
+            return self.long_backend.predict(batch)
+        feed = {
+            "input_ids": batch.input_ids.numpy(),
+            "attention_mask": batch.attention_mask.numpy(),
+            "token_type_ids": batch.token_type_ids.numpy(),
+        }
+        try:
+            (logits,) = self.session.run(["logits"], feed)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise BackendError(
+                f"ONNX Runtime failed on a batch of shape {tuple(batch.input_ids.shape)}: {exc}"
+            ) from exc
+        return torch.from_numpy(np.asarray(logits, dtype=np.float32))
