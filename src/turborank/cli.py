@@ -49,13 +49,57 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     parser.add_argument("--dtype", default=None, help="float32 (default), bfloat16, float16 or auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        help="torch (default), onnx or onnx-int8 (ONNX Runtime on the CPU, export cached next to the "
+        "checkpoint), or unpadded (variable-length attention, for CUDA)",
+    )
+
+
+def add_long_document_arguments(parser: argparse.ArgumentParser) -> None:
+    """--long-documents and the chunking options; ``long_documents_from_args`` reads them back."""
+    from .chunking import AGGREGATIONS, LONG_DOCUMENT_MODES
+
+    parser.add_argument(
+        "--long-documents",
+        choices=LONG_DOCUMENT_MODES,
+        default="truncate",
+        help="truncate (default) to --max-length, or chunk: score overlapping windows, aggregate them",
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="document tokens per window (default: all that fit)"
+    )
+    parser.add_argument(
+        "--chunk-stride", type=int, default=None, help="tokens between window starts (default: 3/4 window)"
+    )
+    parser.add_argument(
+        "--max-chunks-per-doc", type=int, default=None, help="windows scored per document (default: all)"
+    )
+    parser.add_argument("--aggregation", choices=list(AGGREGATIONS), default="max")
+
+
+def long_documents_from_args(args: argparse.Namespace):  # noqa: ANN201 - LongDocuments, imported lazily
+    from .chunking import LongDocuments
+
+    return LongDocuments(
+        mode=args.long_documents,
+        chunk_size=args.chunk_size,
+        chunk_stride=args.chunk_stride,
+        max_chunks_per_doc=args.max_chunks_per_doc,
+        aggregation=args.aggregation,
+    )
 
 
 def load_reranker(args: argparse.Namespace):  # noqa: ANN201 - imported lazily to keep --help fast
     from .api import Reranker
 
     return Reranker.from_pretrained(
-        args.model, device=args.device, dtype=args.dtype, num_threads=args.threads
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        num_threads=args.threads,
+        backend=getattr(args, "backend", "torch"),
     )
 
 
@@ -73,6 +117,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         truncation=args.truncation,
         return_documents=not args.no_documents,
+        long_documents=long_documents_from_args(args),
     )
     json.dump([r.to_dict() for r in results], sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
@@ -114,6 +159,7 @@ def add_rank(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--truncation", choices=["only_second", "longest_first"], default="only_second")
     p.add_argument("--no-documents", action="store_true", help="leave document texts out of the output")
+    add_long_document_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=cmd_rank)
 

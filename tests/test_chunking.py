@@ -1,0 +1,207 @@
+"""Long documents: windowing, aggregation, and a needle at the end of a 20,000-token document."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import FIXTURES
+
+from turborank import InputError, Reranker
+from turborank.chunking import AGGREGATIONS, LongDocuments, aggregate, chunk_pair, window_starts
+from turborank.cli import main
+from turborank.engine import Batch
+
+NEEDLE = "zebra"  # one WordPiece token in the fixture vocabulary
+FILLER_WORD = "the "  # one token each
+
+
+class NeedleBackend:
+    """Scores a pair +5 when the needle token is among its real tokens, else -5: a scorer we control,
+    so a test can tell which windows reached the model."""
+
+    is_padded = True
+
+    def __init__(self, needle_id: int):
+        self.needle_id = needle_id
+        self.model = torch.nn.Linear(1, 1)  # for Reranker.info()
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        found = ((batch.input_ids == self.needle_id) & batch.attention_mask.bool()).any(dim=1)
+        return (found.float() * 10 - 5)[:, None]
+
+
+@pytest.fixture(scope="module")
+def needle_reranker():
+    reranker = Reranker.from_pretrained(FIXTURES / "small", device="cpu")
+    (needle_id,) = reranker.tokenizer.encode_texts([NEEDLE])[0]
+    reranker.engine.backend = NeedleBackend(needle_id)
+    return reranker
+
+
+@pytest.fixture(scope="module")
+def long_document():
+    return FILLER_WORD * 19_999 + NEEDLE  # 20,000 tokens, the relevant passage at the very end
+
+
+@pytest.mark.parametrize(
+    ("num_tokens", "size", "stride", "cap", "expected"),
+    [
+        (10, 4, 3, None, [0, 3, 6]),  # the last window ends exactly at the end
+        (11, 4, 3, None, [0, 3, 6, 7]),  # an extra window aligned to the end covers the tail
+        (3, 4, 3, None, [0]),  # shorter than a window
+        (0, 4, 3, None, [0]),  # empty document: one (empty) window
+        (20, 5, 5, None, [0, 5, 10, 15]),  # no overlap
+        (20, 5, 5, 2, [0, 5]),  # capped to the first windows
+    ],
+)
+def test_window_starts(num_tokens, size, stride, cap, expected):
+    assert window_starts(num_tokens, size, stride, cap) == expected
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "expected"),
+    [("max", [3.0, 5.0, -1.0]), ("mean_top_k", [2.5, 5.0, -1.0]), ("first", [1.0, 5.0, -1.0])],
+)
+def test_aggregation_modes_on_hand_values(aggregation, expected):
+    logits = np.array([1.0, 3.0, 2.0, 5.0, -1.0], dtype=np.float32)  # windows of doc 0, doc 1, doc 2
+    owners = [0, 0, 0, 1, 2]
+    document_logits, counts = aggregate(logits, owners, 3, aggregation, top_k=2)
+    np.testing.assert_allclose(document_logits, expected)
+    assert counts.tolist() == [3, 1, 1]
+
+
+def test_aggregation_groups_interleaved_owners_in_window_order():
+    # Windows of two documents interleaved, as a scheduler might return them: "first" is window order.
+    document_logits, counts = aggregate(np.array([7.0, 1.0, 2.0, 9.0]), [1, 0, 1, 0], 2, "first")
+    assert document_logits.tolist() == [1.0, 7.0] and counts.tolist() == [2, 2]
+
+
+def test_mean_top_k_uses_all_windows_when_fewer_than_k():
+    document_logits, _ = aggregate(np.array([1.0, 2.0]), [0, 0], 1, "mean_top_k", top_k=5)
+    assert document_logits.tolist() == [1.5]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "split"}, "long_documents"),
+        ({"aggregation": "median"}, "aggregation"),
+        ({"chunk_size": 0}, "chunk_size"),
+        ({"max_chunks_per_doc": -1}, "max_chunks_per_doc"),
+        ({"chunk_size": 8, "chunk_stride": 9}, "skip text"),
+        ({"top_k": 1.5}, "top_k"),
+    ],
+)
+def test_bad_options_are_named(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        LongDocuments(**kwargs)
+
+
+def test_windows_repeat_the_query_and_cover_the_document(needle_reranker):
+    tokenizer = needle_reranker.tokenizer
+    query = tokenizer.encode_texts(["where is the zebra"])[0]
+    document = list(range(1000, 1100))
+    windows = chunk_pair(tokenizer, query, document, 32, 16, LongDocuments(chunk_size=30, chunk_stride=20))
+    room = 32 - tokenizer.template.num_special_tokens - len(query)
+    assert room < 30  # the requested size is capped to what fits next to the query
+    covered = []
+    for encoding in windows:
+        assert len(encoding) == 32
+        assert encoding.input_ids[1 : 1 + len(query)] == query
+        covered.extend(encoding.input_ids[2 + len(query) : -1])  # [CLS] q [SEP] window [SEP]
+    assert set(covered) == set(document) and len(covered) > len(document)  # overlapping windows
+    assert windows[-1].input_ids[-2] == document[-1]
+
+
+def test_needle_at_the_end_is_found_by_chunk_and_missed_by_truncate(needle_reranker, long_document):
+    documents = ["a short unrelated text", long_document]
+    truncated = needle_reranker.rerank("which animal is it?", documents)
+    chunked = needle_reranker.rerank("which animal is it?", documents, long_documents="chunk")
+    assert {r.index: r.relevance_score < 0.5 for r in truncated} == {0: True, 1: True}
+    assert [r.num_chunks for r in truncated] == [1, 1]
+    assert chunked[0].index == 1 and chunked[0].relevance_score > 0.99
+    # 20,000 tokens in windows of 8,192 - 3 specials - 5 query tokens, starts 6,138 apart: 0, 6138, 11816.
+    assert chunked[0].num_chunks == 3 and chunked[1].num_chunks == 1
+    assert chunked[0].to_dict()["num_chunks"] == 3
+
+
+def test_chunk_cap_and_first_aggregation_lose_the_needle(needle_reranker, long_document):
+    capped = LongDocuments(max_chunks_per_doc=2)
+    first = LongDocuments(aggregation="first")
+    for options in (capped, first):
+        (result,) = needle_reranker.rerank("which animal?", [long_document], long_documents=options)
+        assert result.relevance_score < 0.5
+    (result,) = needle_reranker.rerank("which animal?", [long_document], long_documents=capped)
+    assert result.num_chunks == 2
+
+
+def test_small_windows_with_a_max_length(needle_reranker):
+    document = FILLER_WORD * 300 + NEEDLE
+    options = LongDocuments(chunk_size=64, chunk_stride=64)
+    (result,) = needle_reranker.rerank("which animal", [document], max_length=128, long_documents=options)
+    assert result.num_chunks == 5 and result.relevance_score > 0.99  # 301 tokens / 64 per window
+
+
+def test_plan_run_finish_equals_rerank(needle_reranker, long_document):
+    documents = [long_document, "zebra", "nothing"]
+    plan = needle_reranker.plan("which animal", documents, long_documents="chunk")
+    assert plan.owners == [0, 0, 0, 1, 2]
+    logits = needle_reranker.engine.run(plan.encodings)
+    finished = needle_reranker.finish(plan, logits, documents, None)
+    assert finished == needle_reranker.rerank("which animal", documents, long_documents="chunk")
+
+
+def test_compute_score_chunks_each_pair(needle_reranker, long_document):
+    pairs = [["which animal", long_document], ["which animal", "no animal here"]]
+    truncated = needle_reranker.compute_score(pairs)
+    chunked = needle_reranker.compute_score(pairs, long_documents="chunk")
+    assert truncated[0] < 0.5 and chunked[0] > 0.99 and chunked[1] < 0.5
+
+
+def test_truncate_is_unchanged_for_real_models(small_reranker):
+    pairs = [("query text", "a document " * 50), ("another query", "short")]
+    plain = small_reranker.compute_score(pairs)
+    first_window = small_reranker.compute_score(pairs, long_documents=LongDocuments(mode="truncate"))
+    np.testing.assert_allclose(plain, first_window, atol=1e-6)
+
+
+def test_unknown_long_documents_value(small_reranker):
+    with pytest.raises(InputError, match="long_documents"):
+        small_reranker.rerank("q", ["d"], long_documents="summarize")
+
+
+def test_every_aggregation_has_a_hand_test():
+    assert set(AGGREGATIONS) == {"max", "mean_top_k", "first"}
+
+
+def test_cli_rank_long_document_flags(capsys, small_dir):
+    document = "word " * 200
+    code = main(
+        [
+            "rank",
+            "query",
+            document,
+            "short document",
+            "--model",
+            str(small_dir),
+            "--device",
+            "cpu",
+            "--max-length",
+            "64",
+            "--long-documents",
+            "chunk",
+            "--chunk-size",
+            "40",
+            "--chunk-stride",
+            "30",
+            "--max-chunks-per-doc",
+            "3",
+            "--aggregation",
+            "mean_top_k",
+            "--no-documents",
+        ]
+    )
+    assert code == 0
+    results = {r["index"]: r for r in json.loads(capsys.readouterr().out)}
+    assert results[0]["num_chunks"] == 3 and results[1]["num_chunks"] == 1
