@@ -129,9 +129,11 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
     app.add_middleware(
         RequestContext, metrics=metrics, max_body_bytes=config.max_body_bytes, render_error=render_error
     )
+    # Auth only when keys are set, so the OpenAPI declares the bearer scheme only when it applies.
+    auth = [Depends(require_api_key)] if app.state.api_keys else []
     for router in (jina.router, cohere.router, tei.router):
-        app.include_router(router)
-    _add_operational_routes(app, config, metrics)
+        app.include_router(router, dependencies=auth)
+    _add_operational_routes(app, config, metrics, auth)
     return app
 
 
@@ -145,6 +147,7 @@ def _add_exception_handlers(app: FastAPI, render_error: Callable[[ServerError, S
                 error = kind("body: not valid JSON text; send a JSON object encoded as UTF-8")
             else:
                 error = kind(f"{exc.detail} ({request.method} {request.url.path})")
+            error.headers = exc.headers  # e.g. 405's Allow
         else:
             error = as_server_error(exc)
         if isinstance(error, InternalError):
@@ -155,15 +158,15 @@ def _add_exception_handlers(app: FastAPI, render_error: Callable[[ServerError, S
         app.add_exception_handler(kind, on_error)
 
 
-def _add_operational_routes(app: FastAPI, config: ServerConfig, metrics: Metrics) -> None:
-    health_deps = [] if config.public_health else [Depends(require_api_key)]
-    metrics_deps = [] if config.public_metrics else [Depends(require_api_key)]
+def _add_operational_routes(app: FastAPI, config: ServerConfig, metrics: Metrics, auth: list) -> None:
+    health_deps = [] if config.public_health else auth
+    metrics_deps = [] if config.public_metrics else auth
 
     @app.get(
         "/v1/models",
         response_model=ModelList,
         responses=openapi_responses(JinaError, exclude=(400, 413, 422, 429, 499, 504)),
-        dependencies=[Depends(require_api_key)],
+        dependencies=auth,
         tags=["operations"],
     )
     async def list_models(service: Service) -> ModelList:

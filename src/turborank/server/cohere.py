@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from .auth import require_api_key
 from .errors import JinaError, openapi_responses
 from .service import RerankOutcome, RerankRequest, Service
 
@@ -67,7 +66,7 @@ def meta(outcome: RerankOutcome, num_documents: int, version: str) -> Meta:
     )
 
 
-router = APIRouter(tags=["cohere"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["cohere"])  # create_app adds the auth dependency when keys are set
 
 
 @router.post(

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
-from .auth import require_api_key
 from .cohere import Meta, meta
 from .errors import InvalidInput, JinaError, openapi_responses
 from .service import RerankRequest, Service
@@ -88,7 +87,7 @@ def echoed(document: str | TextDoc) -> dict[str, Any]:
     return document.model_dump(exclude_unset=True)
 
 
-router = APIRouter(tags=["jina"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["jina"])  # create_app adds the auth dependency when keys are set
 
 
 @router.post(

@@ -33,6 +33,7 @@ class RerankRequest:
     truncate: bool | None = None  # None: --auto-truncate; False: 422 for over-long pairs
     max_tokens_per_doc: int | None = None  # pair tokens, capped by --max-tokens-per-doc
     max_chunks_per_doc: int | None = None  # Cohere v1; accepted, used once plan() chunks
+    documents_field: str = "documents"  # the dialect's name for the list, used in error messages
 
 
 @dataclass
@@ -82,10 +83,10 @@ class RerankService:
         if not request.query.strip():
             raise EmptyInput("query must be a non-empty string")
         if not request.documents:
-            raise EmptyInput("documents must hold at least one document")
+            raise EmptyInput(f"{request.documents_field} must hold at least one document")
         if len(request.documents) > self.config.max_documents:
             raise TooManyDocuments(
-                f"documents holds {len(request.documents)} items; this server takes at most "
+                f"{request.documents_field} holds {len(request.documents)} items; this server takes at most "
                 f"{self.config.max_documents} per request (--max-documents): split the request"
             )
 
@@ -111,7 +112,7 @@ class RerankService:
         plan = await asyncio.to_thread(served.reranker.plan, request.query, request.documents, **options)
         truncate = self.config.auto_truncate if request.truncate is None else request.truncate
         if not truncate:
-            _refuse_truncated(plan, options["max_length"])
+            _refuse_truncated(plan, options["max_length"], request.documents_field)
         logits = await self.score(served, plan, http, deadline)
         http.state.tokens = plan.num_tokens
         self.metrics.documents.labels(served.name).observe(plan.num_documents)
@@ -160,12 +161,12 @@ async def _disconnected(http: Request) -> None:
             return
 
 
-def _refuse_truncated(plan: ScoringPlan, max_length: int) -> None:
+def _refuse_truncated(plan: ScoringPlan, max_length: int, documents_field: str) -> None:
     for encoding, owner in zip(plan.encodings, plan.owners, strict=True):
         if encoding.truncated:
             raise InputTooLong(
-                f"the query with documents[{owner}] is longer than {max_length} tokens and truncation "
-                "is off: shorten the document, or send truncation=true (TEI: truncate=true)"
+                f"the query with {documents_field}[{owner}] is longer than {max_length} tokens and "
+                "truncation is off: shorten the document, or send truncation=true (TEI: truncate=true)"
             )
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from .auth import require_api_key
 from .errors import InvalidInput, TeiError, openapi_responses
 from .service import RerankRequest, Service
 
@@ -38,7 +37,7 @@ class TeiRank(BaseModel):
     text: str | None = None
 
 
-router = APIRouter(tags=["tei"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["tei"])  # create_app adds the auth dependency when keys are set
 
 
 @router.post(
@@ -54,7 +53,13 @@ async def rerank_tei(body: TeiRequest, request: Request, service: Service) -> JS
             "(send 'right' or leave it out)"
         )
     outcome = await service.rerank(
-        RerankRequest(query=body.query, documents=body.texts, model=body.model, truncate=body.truncate),
+        RerankRequest(
+            query=body.query,
+            documents=body.texts,
+            model=body.model,
+            truncate=body.truncate,
+            documents_field="texts",
+        ),
         request,
     )
     ranks = []

@@ -1,0 +1,62 @@
+"""`turborank serve` as a real process: settings from env vars, and SIGTERM finishes in-flight work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from .conftest import MINI, SMALL, free_port
+
+
+def test_serve_from_env_and_sigterm_drains(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "TURBORANK_MODEL": f"small={SMALL},mini={MINI}",
+        "TURBORANK_PORT": str(port),
+        "TURBORANK_DEVICE": "cpu",
+        "TURBORANK_MAX_BATCH_TOKENS": "512",  # many small batches: the request below stays in flight a while
+    }
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "turborank.cli", "serve", "--threads", "1"], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                if httpx.get(url + "/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.2)
+        assert [m["id"] for m in httpx.get(url + "/v1/models").json()["data"]] == ["small", "mini"]
+        documents = [f"document {i} " + "word " * 40 for i in range(400)]
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(
+                httpx.post, url + "/v1/rerank", json={"query": "q", "documents": documents}, timeout=60
+            )
+            time.sleep(0.5)  # the request is being scored when SIGTERM arrives
+            process.send_signal(signal.SIGTERM)
+            response = future.result()
+        assert response.status_code == 200 and len(response.json()["results"]) == 400
+        # uvicorn re-raises the captured SIGTERM once shutdown is complete, so the status says "SIGTERM".
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+    lines = (tmp_path / "server.log").read_text().splitlines()
+    request_lines = [line for line in lines if '"event": "request"' in line]
+    assert any('"path": "/v1/rerank"' in line and '"status": 200' in line for line in request_lines)
+    assert all('"request_id": "' in line for line in request_lines)
+    assert lines.index('{"event": "stopped"}') > max(lines.index(line) for line in request_lines)
