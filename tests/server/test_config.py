@@ -60,3 +60,10 @@ def test_model_specs_and_keys(tmp_path):
     with pytest.raises(InputError, match="api-keys-file"):
         ServerConfig(api_keys_file=str(tmp_path / "absent")).api_keys()
     assert ServerConfig(api_key="secret").redacted()["api_key"] == "***"
+
+
+def test_invalid_settings_are_named():
+    with pytest.raises(InputError, match="--long-documents"):
+        ServerConfig(long_documents="split")
+    with pytest.raises(InputError, match="--max-queue-tokens"):
+        from_sources(None, {"TURBORANK_MAX_QUEUE_TOKENS": "0"})

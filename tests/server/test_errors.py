@@ -129,6 +129,24 @@ def test_limits(limited, path):
     assert truncated.status_code == 200
 
 
+def test_cohere_max_chunks_per_doc_scores_windows(limited, small_reranker):
+    from turborank.chunking import LongDocuments
+
+    documents = ["short one", " ".join(f"word{i % 9} attention" for i in range(60))]
+    body = limited.post(
+        "/v1/rerank", json={"query": "attention", "documents": documents, "max_chunks_per_doc": 3}
+    ).json()
+    chunked = LongDocuments(mode="chunk", max_chunks_per_doc=3)
+    expected = small_reranker.rerank("attention", documents, max_length=32, long_documents=chunked)
+    assert expected[[e.index for e in expected].index(1)].num_chunks == 3
+    assert [r["index"] for r in body["results"]] == [e.index for e in expected]
+    assert [r["relevance_score"] for r in body["results"]] == pytest.approx(
+        [e.relevance_score for e in expected], abs=1e-5
+    )
+    plan = small_reranker.plan("attention", documents, max_length=32, long_documents=chunked)
+    assert body["usage"]["total_tokens"] == plan.num_tokens > 2 * 32
+
+
 def test_chunked_body_over_limit_is_refused(limited):
     def chunks():
         yield b'{"query": "q", "documents": ["'

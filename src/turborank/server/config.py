@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..chunking import LONG_DOCUMENT_MODES
 from ..errors import InputError
 
 ENV_PREFIX = "TURBORANK_"
@@ -54,12 +55,33 @@ class ServerConfig:
     max_tokens_per_doc: int | None = _setting(
         None, "tokens per (query, document) pair, specials included (default: the model's own limit)"
     )
+    long_documents: str = _setting(
+        "truncate",
+        "truncate (score each pair's first --max-tokens-per-doc tokens) or chunk (score windows, keep the "
+        "best); requests with Cohere's max_chunks_per_doc are chunked either way",
+    )
+    max_chunks_per_doc: int = _setting(10, "windows scored per document in chunk mode (Cohere's default)")
     auto_truncate: bool = _setting(
         True, "truncate over-long documents when the request does not say (False: answer 422 instead)"
     )
     request_timeout: float = _setting(60.0, "seconds a request may wait and run before it gets 504")
     graceful_timeout: float = _setting(30.0, "seconds SIGTERM waits for in-flight requests before exiting")
     log_level: str = _setting("info", "debug, info, warning or error")
+
+    def __post_init__(self) -> None:
+        if self.long_documents not in LONG_DOCUMENT_MODES:
+            raise InputError(
+                f"--long-documents must be one of {LONG_DOCUMENT_MODES}, got {self.long_documents!r}"
+            )
+        for name in (
+            "max_batch_tokens",
+            "max_batch_size",
+            "max_queue_tokens",
+            "max_documents",
+            "max_body_bytes",
+        ):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
 
     def api_keys(self) -> list[str]:
         """The accepted keys from --api-key and --api-keys-file; empty means auth is off.

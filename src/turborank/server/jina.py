@@ -39,7 +39,11 @@ class JinaRequest(BaseModel):
     rank_fields: list[str] | None = Field(
         None, description="Cohere v1: object fields joined (one per line) into the text that is ranked"
     )
-    max_chunks_per_doc: int | None = Field(None, ge=1, description="Cohere v1: accepted")
+    max_chunks_per_doc: int | None = Field(
+        None,
+        ge=1,
+        description="Cohere v1: score long documents in windows (at most this many; best one counts)",
+    )
 
 
 class JinaResult(BaseModel):

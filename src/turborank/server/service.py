@@ -16,6 +16,7 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from ..api import Reranker, RerankResult, ScoringPlan
+from ..chunking import LongDocuments
 from .config import ServerConfig
 from .errors import ClientClosed, EmptyInput, InputTooLong, RequestTimeout, TooManyDocuments, UnknownModel
 from .metrics import Metrics
@@ -32,7 +33,7 @@ class RerankRequest:
     top_n: int | None = None
     truncate: bool | None = None  # None: --auto-truncate; False: 422 for over-long pairs
     max_tokens_per_doc: int | None = None  # pair tokens, capped by --max-tokens-per-doc
-    max_chunks_per_doc: int | None = None  # Cohere v1; accepted, used once plan() chunks
+    max_chunks_per_doc: int | None = None  # Cohere v1: chunk long documents, at most this many windows
     documents_field: str = "documents"  # the dialect's name for the list, used in error messages
 
 
@@ -76,7 +77,20 @@ class RerankService:
     def plan_options(self, request: RerankRequest, reranker: Reranker) -> dict[str, Any]:
         """Keyword arguments for ``Reranker.plan``: the one place that maps request limits to the planner."""
         limits = [reranker.max_length, self.config.max_tokens_per_doc, request.max_tokens_per_doc]
-        return {"max_length": min(v for v in limits if v is not None), "truncation": "only_second"}
+        options: dict[str, Any] = {
+            "max_length": min(v for v in limits if v is not None),
+            "truncation": "only_second",
+            "long_documents": "truncate",
+        }
+        if request.max_chunks_per_doc is not None or self.config.long_documents == "chunk":
+            chunks = min(
+                v for v in (self.config.max_chunks_per_doc, request.max_chunks_per_doc) if v is not None
+            )
+            # Cohere's long-document rule: score windows, the document's score is the best window's.
+            options["long_documents"] = LongDocuments(
+                mode="chunk", max_chunks_per_doc=chunks, aggregation="max"
+            )
+        return options
 
     def validate(self, request: RerankRequest) -> None:
         """Checks that need the server's limits; types were checked by the route's schema."""
