@@ -201,12 +201,71 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval.command import run_eval, run_report
+
+    return run_report(args) if args.eval_command == "report" else run_eval(args)
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="measure a model or rerank endpoint on BEIR-format data (NDCG@10, MRR, hit rate, latency)",
+        description="Rerank a first stage (shipped run or BM25 top-k) and measure it with trec_eval. "
+        "Writes TREC runs, results.json and results.md under --output-dir. "
+        "'turborank eval report RESULTS...' merges result JSONs into one table.",
+    )
+    what = p.add_argument_group("what to evaluate")
+    what.add_argument("--suite", action="append", choices=["beir", "loco", "rag"], help="repeatable")
+    what.add_argument("--dataset", action="append", metavar="DIR", help="a BEIR-format folder (repeatable)")
+    what.add_argument("--split", default=None, help="qrels split (default: test, or the folder's own)")
+    what.add_argument(
+        "--data-root", default=None, help="suites' datasets ($TURBORANK_EVAL_DATA or ../shared/data)"
+    )
+    stage = p.add_argument_group("first stage")
+    stage.add_argument(
+        "--first-stage",
+        default="auto",
+        metavar="auto|bm25|RUN",
+        help="auto: the dataset's shipped BM25 run, else bm25s; bm25: always bm25s; or a TREC run file",
+    )
+    stage.add_argument(
+        "--k", type=int, default=None, help="candidates to rerank (default 100; rag 10; msmarco 20)"
+    )
+    stage.add_argument("--measures", nargs="+", default=None, help="e.g. NDCG@10 MRR@10 MAP Recall@100 Hit@5")
+    model = p.add_argument_group("reranker (default: the shipped model)")
+    add_model_arguments(model)
+    model.add_argument(
+        "--max-length", type=int, default=None, help="tokens per pair (loco: 512, 2048 and 8192)"
+    )
+    model.add_argument("--truncation", choices=["only_second", "longest_first"], default="only_second")
+    model.add_argument("--long-documents", choices=["truncate", "chunk"], default=None)
+    model.add_argument("--endpoint", metavar="URL", help="score through a rerank server instead of --model")
+    model.add_argument("--api-format", choices=["jina", "cohere", "tei"], default="jina")
+    model.add_argument("--api-key", default=None, help="bearer token (or $TURBORANK_EVAL_API_KEY)")
+    model.add_argument("--api-model", default=None, help="the 'model' field sent to the endpoint")
+    model.add_argument("--concurrency", type=int, default=4, help="endpoint requests in flight")
+    model.add_argument("--no-rerank", action="store_true", help="measure the first stage only")
+    model.add_argument("--label", default=None, help="row name in the tables (default: the model's name)")
+    out = p.add_argument_group("output")
+    out.add_argument("--output-dir", default="eval-results", help="default: eval-results")
+    out.add_argument("--cache", default=None, help="score cache file (default: OUTPUT_DIR/scores.sqlite)")
+    out.add_argument("--no-cache", action="store_true", help="keep scores in memory only")
+    out.add_argument("--quiet", action="store_true", help="no progress bars")
+    reports = p.add_subparsers(dest="eval_command", metavar="{report}")
+    r = reports.add_parser("report", help="merge result JSONs into one markdown table")
+    r.add_argument("results", nargs="+", metavar="RESULTS", help="results.json files")
+    r.add_argument("--output", "-o", default=None, help="also write the table to this file")
+    p.set_defaults(func=cmd_eval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turborank", description="Fast cross-encoder reranking.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_rank(sub)
     add_info(sub)
     add_serve(sub)
+    add_eval(sub)
     return parser
 
 
