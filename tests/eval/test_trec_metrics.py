@@ -66,3 +66,10 @@ def test_bad_measure_names(name):
 def test_empty_qrels_rejected():
     with pytest.raises(ValueError, match="qrels are empty"):
         evaluate(RUN, {}, ["NDCG@10"])
+
+
+def test_relevance_level_for_binary_measures():
+    run, qrels = {"q": {"a": 2.0, "b": 1.0}}, {"q": {"a": 1, "b": 2}}
+    assert evaluate(run, qrels, ["MRR@10"]) == {"MRR@10": 1.0}
+    # TREC DL counts grade 1 as not relevant: the first relevant passage is then at rank 2.
+    assert evaluate(run, qrels, ["MRR@10"], relevance_level=2) == {"MRR@10": 0.5}

@@ -35,6 +35,7 @@ def evaluate_per_query(
     qrels: Qrels,
     measures: Sequence[str] = DEFAULT_MEASURES,
     queries: Iterable[str] | None = None,
+    relevance_level: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Each judged query's value of each measure.
 
@@ -43,6 +44,8 @@ def evaluate_per_query(
         qrels: query id -> doc id -> graded relevance (>= 1 counts as relevant for binary measures).
         measures: names such as ``NDCG@10``, ``MRR@10``, ``MAP``, ``Recall@100``, ``Hit@5``, ``P@5``.
         queries: the query ids to report (default: those in ``qrels``); unjudged ones score 0.
+        relevance_level: lowest grade that counts as relevant for binary measures (MRR, MAP, recall,
+            hit); TREC DL uses 2. NDCG always uses the grades themselves.
 
     Returns:
         query id -> measure name -> value, for every query in ``queries``.
@@ -65,7 +68,9 @@ def evaluate_per_query(
     for name, trec_measure, key, depth in parsed:
         by_depth.setdefault(depth, []).append((name, trec_measure, key))
     for depth, group in by_depth.items():
-        evaluator = pytrec_eval.RelevanceEvaluator(qrels, {m for _, m, _ in group})
+        evaluator = pytrec_eval.RelevanceEvaluator(
+            qrels, {m for _, m, _ in group}, relevance_level=relevance_level
+        )
         scored = evaluator.evaluate(_as_plain(run if depth is None else top_k(run, depth)))
         for qid in out:
             values = scored.get(qid, {})
@@ -79,6 +84,7 @@ def evaluate(
     qrels: Qrels,
     measures: Sequence[str] = DEFAULT_MEASURES,
     queries: Iterable[str] | None = None,
+    relevance_level: int = 1,
 ) -> dict[str, float]:
     """Mean of each measure over every judged query, or over ``queries`` (see ``evaluate_per_query``).
 
@@ -87,7 +93,7 @@ def evaluate(
         >>> evaluate(run, {"q1": {"b": 1}, "q2": {"c": 1}}, ["Hit@1"])
         {'Hit@1': 0.5}
     """
-    per_query = evaluate_per_query(run, qrels, measures, queries)
+    per_query = evaluate_per_query(run, qrels, measures, queries, relevance_level)
     if not per_query:
         raise ValueError("no queries to average over")
     return {name: sum(values[name] for values in per_query.values()) / len(per_query) for name in measures}

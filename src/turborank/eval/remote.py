@@ -2,10 +2,10 @@
 
 Wire formats (../shared/spec/landscape.md section 1): Jina ``POST /v1/rerank`` {model, query,
 documents, top_n, return_documents} -> {results: [{index, relevance_score}]}; Cohere ``POST
-/v1|v2/rerank`` the same without ``return_documents``; TEI ``POST /rerank`` {query, texts,
-raw_scores, truncate} -> [{index, score}]. Requests in flight are bounded by a semaphore shared by
-every thread using the client; 429 and 503 (and dropped connections) are retried with exponential
-backoff, honouring ``Retry-After``.
+/v2/rerank`` (or v1, given in the URL) the same without ``return_documents``; TEI ``POST
+/rerank`` {query, texts, raw_scores, truncate} -> [{index, score}]. Requests in flight are
+bounded by a semaphore shared by every thread using the client; 429 and 503 (and dropped
+connections) are retried with exponential backoff, honouring ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ApiFormat:
 
 API_FORMATS = {
     "jina": ApiFormat("/v1/rerank", None, False),
-    "cohere": ApiFormat("/v1/rerank", None, False),
+    "cohere": ApiFormat("/v2/rerank", None, False),
     "tei": ApiFormat("/rerank", 32, True),
 }
 

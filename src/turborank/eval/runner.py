@@ -55,6 +55,7 @@ class Record:
     queries: int
     headline: str
     measures: dict[str, float]
+    relevance_level: int = 1
     suite: str | None = None
     card_name: str | None = None
     latency: dict[str, Any] | None = None
@@ -172,6 +173,7 @@ def evaluate_dataset(
         "k": k,
         "queries": len(data.queries),
         "headline": spec.headline,
+        "relevance_level": spec.relevance_level,
         "suite": spec.suite,
         "card_name": spec.card_name,
         "note": spec.note,
@@ -181,7 +183,7 @@ def evaluate_dataset(
             system=label,
             stage="first-stage",
             # Measured on the same top k the rerankers see, so the two rows compare like for like.
-            measures=evaluate(candidates, data.qrels, measures, data.queries),
+            measures=evaluate(candidates, data.qrels, measures, data.queries, spec.relevance_level),
             run_file=_write(candidates, output_dir, label, spec),
             settings={"first_stage": source},
             **common,
@@ -193,7 +195,7 @@ def evaluate_dataset(
             Record(
                 system=scorer.label,
                 stage="reranked",
-                measures=evaluate(run, data.qrels, measures, data.queries),
+                measures=evaluate(run, data.qrels, measures, data.queries, spec.relevance_level),
                 latency=asdict(latency) if latency else None,
                 run_file=_write(run, output_dir, scorer.label, spec),
                 settings=scorer.settings,

@@ -30,6 +30,7 @@ class DatasetSpec:
     k: int = 100  # first-stage candidates to rerank
     measures: tuple[str, ...] = DEFAULT_MEASURES
     headline: str = "NDCG@10"
+    relevance_level: int = 1  # lowest grade counted as relevant by binary measures
     note: str | None = None
 
 
@@ -42,6 +43,7 @@ class Known:
     k: int = 100
     measures: tuple[str, ...] = DEFAULT_MEASURES
     headline: str = "NDCG@10"
+    relevance_level: int = 1
     note: str | None = None
     card_name: str | None = None
 
@@ -60,8 +62,9 @@ KNOWN = {
         card_name="llama2-paper",
         note="LlamaIndex protocol: first stage top 10, reranked, hit rate and MRR",
     ),
-    "trec-dl19-passage-rerank": Known(card_name="dl19"),
-    "trec-dl21-passage-rerank": Known(card_name="dl21"),
+    # TREC DL's graded qrels: passages graded 1 are "related", not relevant, for MAP/MRR/recall.
+    "trec-dl19-passage-rerank": Known(card_name="dl19", relevance_level=2),
+    "trec-dl21-passage-rerank": Known(card_name="dl21", relevance_level=2),
     # 60 of the 600 queries have their positive outside the top 20 and no qrels line: they count as 0.
     "msmarco-dev-600q-bm25top20": Known(split="dev", keep_unjudged=True, k=20, card_name="msmarco"),
 }
@@ -120,6 +123,7 @@ def dataset_spec(directory: str | Path, split: str | None = None, suite: str | N
         k=known.k,
         measures=known.measures,
         headline=known.headline,
+        relevance_level=known.relevance_level,
         note=known.note,
     )
 
