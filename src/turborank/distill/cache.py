@@ -36,7 +36,9 @@ class _Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.identity = identity
-        self.db = sqlite3.connect(str(self.path))
+        # A generous lock timeout: a teacher-eval process may share the embedding cache with training.
+        # One connection, used by one thread at a time (the eval harness calls scorers from a worker).
+        self.db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.db.execute(schema)
         row = self.db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()

@@ -1,0 +1,63 @@
+"""Speed of the shipped default model against the turbo shape, on 100 documents of 200 tokens.
+
+Both run through the same Reranker and engine in float32 on the CPU; the turbo shape (6x384, GeGLU,
+ALiBi, vocab 61,056) has random weights, which cost the same as real ones. Prints documents per
+second and the ratio default / turbo, measured in the same run.
+
+    python benchmarks/bench_default_model.py [--repeats 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import workloads as w
+
+from turborank import Reranker
+
+QUERY = "what is the history of the city government and its community"
+
+
+def docs_per_second(reranker: Reranker, docs: list[str], repeats: int) -> float:
+    reranker.rerank(QUERY, docs[:8])  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        reranker.rerank(QUERY, docs, return_documents=False)
+        best = min(best, time.perf_counter() - start)
+    return len(docs) / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    docs = w.documents([200] * 100)
+    default = Reranker.from_pretrained()
+    with tempfile.TemporaryDirectory() as tmp:
+        turbo = Reranker.from_pretrained(w.write_checkpoint(w.TURBO, Path(tmp) / "turbo"))
+        lengths = [len(e) for e in default.encode([(QUERY, d) for d in docs])]
+        print(f"hardware: {w.hardware()}")
+        print(
+            f"workload: 1 query x 100 documents of 200 tokens ({sum(lengths) / len(lengths):.0f} tokens/pair)"
+        )
+        rates = {}
+        for name, reranker in (("turbo shape", turbo), ("default model", default)):
+            rates[name] = docs_per_second(reranker, docs, args.repeats)
+            info = reranker.info()
+            print(
+                f"{name:14s} {info['architecture']}, {info['parameters'] / 1e6:.1f}M params: "
+                f"{rates[name]:.0f} docs/s ({1000 * 100 / rates[name]:.0f} ms per request)"
+            )
+    print(f"default / turbo speed ratio: {rates['default model'] / rates['turbo shape']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

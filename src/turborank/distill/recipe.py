@@ -1,0 +1,331 @@
+"""The one seeded command that reproduces turborank's shipped default model.
+
+    python -m turborank.distill.recipe --out src/turborank/default_model
+
+Steps (each resumable: files in ``--work`` are reused, the teacher cache skips scored groups, and
+training resumes from its saved state):
+
+1. Training groups from ALLOWED data only (``../shared/data``): SciFact train queries, WikiQA train
+   questions, and LLM-free pseudo-queries over corpora used as unlabeled text - Inverse Cloze Task
+   sentences of the MS MARCO passages pooled in the TREC DL19/DL21 and MS MARCO-dev folders, and
+   SciFact titles. Evaluation queries and qrels (SciFact test, NFCorpus test, DL19, DL21, MS MARCO dev,
+   QMSum test, Llama 2 QA) are never read. A slice of the SciFact train queries and of the WikiQA
+   train questions is held out as the dev set.
+2. The hybrid teacher's BM25 weight is chosen on that dev set (never on evaluation sets).
+3. Every training group is scored by the teacher into an sqlite cache (embeddings cached too).
+4. The ``minilm`` student (6 x 384, all-MiniLM-L6-v2 weights) is trained with listwise KL and
+   the best dev checkpoint is written to ``--out`` (bf16, published layout).
+
+Uses a GPU when one is present (TrainConfig.device="auto"); the CPU numbers in the model card come
+from the 2-core CPU it was trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..eval.bm25 import BM25Index
+
+# The corpus reader alone: the pools' queries and qrels are evaluation sets and are never opened.
+from ..eval.data import Document, _read_corpus, load_beir
+from ..eval.metrics import evaluate
+from .cache import EmbeddingCache, TeacherCache, score_groups
+from .data import (
+    Group,
+    groups_from_beir,
+    groups_from_candidates,
+    groups_from_pseudo_queries,
+    groups_from_queries,
+    read_groups,
+    write_groups,
+)
+from .teachers import BiEncoder, HybridTeacher
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[3]
+SHARED_DATA = REPO.parent / "shared" / "data"
+# Corpora of MS MARCO passages, read as unlabeled text only (their queries and qrels are evaluation sets).
+MSMARCO_POOLS = ("trec-dl19-passage-rerank", "trec-dl21-passage-rerank", "msmarco-dev-600q-bm25top20")
+
+
+@dataclass
+class RecipeConfig:
+    data_dir: Path = SHARED_DATA
+    work_dir: Path = Path("runs/default")  # groups, caches, training state and log
+    out_dir: Path = Path("src/turborank/default_model")
+    seed: int = 0
+    k_negatives: int = 5  # negatives per group; 6 documents per group keeps CPU training affordable
+    n_ict: int = 1600  # ICT pseudo-queries over the MS MARCO passage pools
+    n_title: int = 400  # SciFact title -> abstract pseudo-queries
+    n_wikiqa_pool: int = 500  # WikiQA train questions against the MS MARCO passage pools (teacher-labelled)
+    n_train: int = 2048  # groups trained on (a seeded shuffle of all sources): sized to ~1 h on 2 CPU cores
+    dev_scifact: int = 60  # SciFact train queries held out for dev (BM25 top 16 each)
+    dev_wikiqa: int = 120  # WikiQA train questions held out for dev (their candidate lists)
+    bm25_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)  # teacher settings tried on the dev set
+    cosine_scale: float = 20.0
+    position: str = "absolute"  # student positions: absolute (MiniLM's own table) or alibi
+    max_steps: int | None = None  # None: one epoch
+    dev_train_groups: int = 90  # dev groups scored during training (a third SciFact, the rest WikiQA)
+    train: dict = field(default_factory=dict)  # TrainConfig overrides
+
+
+def pool_corpus(data_dir: Path) -> dict[str, Document]:
+    """Union of the MS MARCO passage pools (unlabeled text), duplicate texts dropped."""
+    corpus: dict[str, Document] = {}
+    seen: set[str] = set()
+    for name in MSMARCO_POOLS:
+        for doc_id, doc in _read_corpus(data_dir / name / "corpus.jsonl").items():
+            if doc.text not in seen:
+                seen.add(doc.text)
+                corpus[doc_id] = doc
+    return corpus
+
+
+def build_groups(config: RecipeConfig) -> tuple[list[Group], list[Group]]:
+    """(training groups, dev groups) from allowed data; all training groups have 1 + k documents."""
+    data, k, seed = Path(config.data_dir), config.k_negatives, config.seed
+    rng = random.Random(seed)
+
+    scifact = data / "beir-scifact"
+    train_run = scifact / "bm25_top100.train.trec"
+    scifact_all = groups_from_beir(scifact, "train", run=train_run, k_negatives=15, seed=seed)
+    rng.shuffle(scifact_all)
+    dev = scifact_all[: config.dev_scifact]
+    scifact_train = [_cut(g, 1 + k) for g in scifact_all[config.dev_scifact :]]
+
+    wikiqa_path = data / "wikiqa-answer-selection" / "train.candidates.jsonl"
+    wikiqa_all = groups_from_candidates(wikiqa_path, k_negatives=100, seed=seed)
+    rng.shuffle(wikiqa_all)
+    dev += wikiqa_all[: config.dev_wikiqa]
+    dev_questions = {g.qid for g in wikiqa_all[: config.dev_wikiqa]}
+    wikiqa_train = [_cut(g, 1 + k) for g in wikiqa_all[config.dev_wikiqa :]]
+
+    pool = pool_corpus(data)
+    pool_index = BM25Index.build(pool)
+    ict = groups_from_pseudo_queries(
+        pool, config.n_ict, k, seed, method="ict", index=pool_index, source="ict:msmarco-pools"
+    )
+    scifact_corpus = load_beir(scifact, "train").corpus
+    titles = groups_from_pseudo_queries(
+        scifact_corpus, config.n_title, k, seed, method="title", source="title:scifact"
+    )
+    questions = _wikiqa_questions(wikiqa_path, exclude=dev_questions)
+    sample = dict(rng.sample(sorted(questions.items()), min(config.n_wikiqa_pool, len(questions))))
+    wikiqa_pool = groups_from_queries(
+        sample, pool, k=1 + k, index=pool_index, source="wikiqa-questions:msmarco-pools"
+    )
+
+    train = [g for g in scifact_train + wikiqa_train + ict + titles + wikiqa_pool if len(g.doc_ids) == 1 + k]
+    rng.shuffle(train)
+    return train, dev
+
+
+def _cut(group: Group, n: int) -> Group:
+    return Group(
+        group.qid, group.query, group.doc_ids[:n], group.doc_texts[:n], group.labels[:n], None, group.source
+    )
+
+
+def _wikiqa_questions(path: Path, exclude: set[str]) -> dict[str, str]:
+    questions = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if str(row["qid"]) not in exclude:
+                questions[f"wikiqa-q-{row['qid']}"] = row["query"]
+    return questions
+
+
+def dev_ndcg_of_teacher(teacher: HybridTeacher, dev: list[Group]) -> float:
+    """NDCG@10 of the teacher reranking each dev group (labels as qrels)."""
+    run = {g.qid: dict(zip(g.doc_ids, teacher.score(g.query, g.doc_texts), strict=True)) for g in dev}
+    qrels = {g.qid: {d: int(lab or 0) for d, lab in zip(g.doc_ids, g.labels, strict=True)} for g in dev}
+    return evaluate(run, qrels, ["NDCG@10"])["NDCG@10"]
+
+
+def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[HybridTeacher, dict]:
+    """The hybrid teacher whose BM25 weight scores best on the dev set; returns it and every result."""
+    encoder = BiEncoder()
+    embeddings = EmbeddingCache(work / "embeddings.sqlite", encoder.identity)
+    teacher = HybridTeacher(0.0, config.cosine_scale, encoder, embeddings)
+    teacher.prefetch([t for g in dev for t in (g.query, *g.doc_texts)])
+    results = {}
+    for weight in config.bm25_weights:
+        teacher.bm25_weight = weight
+        results[weight] = dev_ndcg_of_teacher(teacher, dev)
+        log.info("teacher bm25 weight %g: dev NDCG@10 %.4f", weight, results[weight])
+    teacher.bm25_weight = max(results, key=lambda w: (results[w], -w))
+    return teacher, results
+
+
+def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
+    """Steps 1-3: groups, teacher choice and teacher scores (all cached in the work directory)."""
+    work = Path(config.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    train_path, dev_path, scored_path = work / "train.jsonl", work / "dev.jsonl", work / "train.scored.jsonl"
+    teacher_path = work / "teacher.json"
+    if not (train_path.is_file() and dev_path.is_file()):
+        train, dev = build_groups(config)
+        write_groups(train, train_path)
+        write_groups(dev, dev_path)
+    train, dev = read_groups(train_path)[: config.n_train], read_groups(dev_path)
+    log.info("groups: %d train, %d dev", len(train), len(dev))
+    teacher, results = choose_teacher(config, dev, work)
+    teacher_info = {"identity": teacher.identity, "dev_ndcg@10_by_bm25_weight": results}
+    teacher_path.write_text(json.dumps(teacher_info, indent=2) + "\n")
+    if not scored_path.is_file():
+        with TeacherCache(work / "teacher.sqlite", teacher.identity) as cache:
+            scored = score_groups(train, teacher, cache)
+        write_groups(scored, scored_path)
+    return read_groups(scored_path), dev, teacher_info
+
+
+def run(config: RecipeConfig, stage: str = "all") -> Path | None:
+    """Run the recipe up to ``stage`` (``data`` stops after the teacher scores)."""
+    from .students import build_student, student_config
+    from .train import TrainConfig, train
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    t0 = time.time()
+    groups, dev, teacher_info = prepare(config)
+    log.info("data ready in %.0fs", time.time() - t0)
+    if stage == "data":
+        return None
+    student = student_config("minilm")
+    student.position_embedding_type = config.position
+    if config.position == "absolute":
+        student.max_position_embeddings = 512  # all-MiniLM-L6-v2's position table
+    model, tokenizer_dir = build_student(student, init="minilm", seed=config.seed)
+    train_config = TrainConfig(
+        out_dir=Path(config.out_dir),
+        run_dir=Path(config.work_dir) / "train",
+        group_size=1 + config.k_negatives,
+        max_steps=config.max_steps,
+        seed=config.seed,
+        lr=7e-5,
+        max_length=160,  # MS MARCO passages fit; SciFact abstracts keep title and opening
+        batch_groups=4,
+        grad_accum=2,
+        freeze_word_embeddings=True,  # keeps MiniLM's vocabulary intact on little data; cheaper steps
+        eval_every=64,
+        save_every=20,
+        log_every=5,
+        dev_max_docs=10,
+        extra={"recipe": _jsonable(asdict(config)), "teacher": teacher_info},
+    )
+    for key, value in config.train.items():
+        setattr(train_config, key, value)
+    return train(model, tokenizer_dir, groups, train_config, dev_subset(dev, config.dev_train_groups))
+
+
+def dev_subset(dev: list[Group], n: int) -> list[Group]:
+    """The first n dev groups, a third from SciFact and the rest from WikiQA (cheaper dev evaluations)."""
+    scifact = [g for g in dev if g.source.startswith("beir-scifact")][: n // 3]
+    return scifact + [g for g in dev if not g.source.startswith("beir-scifact")][: n - len(scifact)]
+
+
+class TeacherScorer:
+    """The hybrid teacher as an eval-harness scorer, for the teacher's own numbers in the model card."""
+
+    concurrency = 1
+
+    def __init__(self, teacher: HybridTeacher):
+        self.teacher = teacher
+        self.label = "hybrid-teacher"
+        self.identity = teacher.identity
+        self.settings = {"teacher": teacher.identity}
+
+    def score(self, query: str, documents: list[str]) -> list[float]:
+        return self.teacher.score(query, list(documents))
+
+
+def evaluate_teacher(config: RecipeConfig, datasets: list[str], output_dir: Path) -> list[dict]:
+    """The chosen teacher reranking each dataset's first stage with the eval harness (reporting only).
+
+    The teacher's settings come from ``teacher.json`` (chosen on the dev set by ``prepare``).
+    """
+    from ..eval.cache import ScoreCache
+    from ..eval.runner import evaluate_dataset
+    from ..eval.suites import dataset_spec
+
+    work = Path(config.work_dir)
+    info = json.loads((work / "teacher.json").read_text())
+    encoder = BiEncoder()
+    weight = float(info["identity"].split("bm25z*")[1].split("+")[0])
+    teacher = HybridTeacher(
+        weight, config.cosine_scale, encoder, EmbeddingCache(work / "embeddings.sqlite", encoder.identity)
+    )
+    if teacher.identity != info["identity"]:
+        raise RuntimeError(f"teacher {teacher.identity!r} differs from the recorded {info['identity']!r}")
+    cache = ScoreCache(output_dir / "scores.sqlite")
+    records = []
+    for name in datasets:
+        spec = dataset_spec(Path(config.data_dir) / name)
+        for record in evaluate_dataset(spec, [TeacherScorer(teacher)], cache, output_dir):
+            records.append(record.to_dict())
+            log.info("%s %s %s", name, record.system, record.measures)
+        (output_dir / "teacher-results.json").write_text(json.dumps(records, indent=2) + "\n")
+    return records
+
+
+def _jsonable(value: object) -> object:
+    return json.loads(json.dumps(value, default=str))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m turborank.distill.recipe", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RecipeConfig.out_dir, help="checkpoint directory to write"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=RecipeConfig.work_dir, help="groups, caches, training state"
+    )
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data folder")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--stage",
+        choices=("data", "all", "teacher-eval"),
+        default="all",
+        help="'data' stops before training; 'teacher-eval' measures the chosen teacher on --datasets",
+    )
+    parser.add_argument("--datasets", nargs="*", default=[], help="folders under --data for teacher-eval")
+    parser.add_argument("--position", choices=("absolute", "alibi"), default=RecipeConfig.position)
+    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: one epoch)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=JSON", help="TrainConfig override, e.g. lr=7e-5"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at INFO
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    config = RecipeConfig(
+        data_dir=args.data,
+        work_dir=args.work,
+        out_dir=args.out,
+        seed=args.seed,
+        position=args.position,
+        max_steps=args.max_steps,
+        train=overrides,
+    )
+    if args.stage == "teacher-eval":
+        evaluate_teacher(config, args.datasets, Path(config.work_dir) / "teacher-eval")
+    else:
+        run(config, args.stage)
+
+
+if __name__ == "__main__":
+    main()
