@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import DatasetError
+from .suites import SUITES
 
 FORMAT = "turborank-eval/1"
 LIBRARIES = (
@@ -149,7 +150,7 @@ def _suite_columns(records: Sequence[dict[str, Any]]) -> list[tuple[str, list[tu
         )
         if len(members) > 1:
             measures = {m for _, _, m in members}
-            label = f"{suite} avg ({len(members)}) {'/'.join(sorted(measures))}"
+            label = f"{suite} avg ({len(members)} of {len(SUITES[suite])}) {'/'.join(sorted(measures))}"
             columns.append((label, members))
     return columns
 
