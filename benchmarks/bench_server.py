@@ -4,8 +4,9 @@
 for a fixed duration. The baseline is the offline engine scoring the same pairs in the same run
 (``Engine.run`` over many requests' pairs at once, same token budget, same thread count; measured
 before and after the load, averaged), so the ratio is the share of the engine's throughput that
-survives HTTP, JSON, tokenization and dynamic batching. Target: at least 0.85, with zero errors. The server runs in its own process; the clients
-run here, on the same machine, and compete with it for the CPU.
+survives HTTP, JSON, tokenization and dynamic batching. Target: at least 0.85, with zero errors.
+The server runs in its own process; the clients run here, on the same machine, and compete with it
+for the CPU.
 
     python benchmarks/bench_server.py [--duration 60] [--clients 32] [--threads N]
 """
