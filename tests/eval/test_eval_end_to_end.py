@@ -173,3 +173,17 @@ def test_cli_errors_are_reported(tmp_path, capsys):
     assert "nothing to evaluate" in capsys.readouterr().err
     assert main(["eval", "--dataset", str(tmp_path / "missing"), "--no-rerank"]) == 2
     assert "no such dataset folder" in capsys.readouterr().err
+
+
+def test_long_documents_option_reaches_the_library(reranker):
+    # A document longer than max_length: "chunk" scores its windows and keeps the best, "truncate" its start.
+    document = "filler words about nothing much . " * 200 + "Paris is the capital of France."
+    truncate = LocalScorer(reranker, rerank_options(max_length=64, long_documents="truncate"))
+    chunk = LocalScorer(reranker, rerank_options(max_length=64, long_documents="chunk"))
+    assert truncate.identity != chunk.identity and "long_documents=chunk" in chunk.identity
+    assert chunk.settings["max_length"] == 64 and chunk.settings["long_documents"] == "chunk"
+    expected = reranker.rerank("capital of France", [document], max_length=64, long_documents="chunk")[
+        0
+    ].logit
+    assert chunk.score("capital of France", [document]) == [pytest.approx(expected)]
+    assert truncate.score("capital of France", [document]) != chunk.score("capital of France", [document])

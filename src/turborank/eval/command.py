@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from dataclasses import replace
@@ -15,8 +14,6 @@ from .report import read_results, render, write_results
 from .runner import evaluate_dataset
 from .scoring import LocalScorer, RemoteScorer, Scorer, rerank_options
 from .suites import LOCO_MAX_LENGTHS, DatasetSpec, dataset_spec, resolve_suite
-
-log = logging.getLogger(__name__)
 
 DATA_ROOT_ENV = "TURBORANK_EVAL_DATA"
 
