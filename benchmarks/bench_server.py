@@ -155,8 +155,7 @@ def main() -> None:
     offline = (before + after) / 2
     served = ok * args.docs / elapsed
     p50, p95, p99 = (np.percentile(latencies, q) if latencies else float("nan") for q in (50, 95, 99))
-    threads = args.threads or os.cpu_count()
-    print(f"hardware: {w.cpu_name()}, {os.cpu_count()} CPUs, torch threads {threads}")
+    print(f"hardware: {w.hardware()}, {os.cpu_count()} CPUs (server: the same thread setting)")
     print(
         f"workload: {args.clients} clients x ({args.docs} docs of ~{args.doc_tokens} tokens), "
         f"{args.duration:g} s, loopback"
