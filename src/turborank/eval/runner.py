@@ -67,13 +67,16 @@ class Record:
         return asdict(self)
 
 
-def first_stage(spec: DatasetSpec, data: BeirDataset, choice: str = "auto") -> tuple[Run, str, str]:
+def first_stage(
+    spec: DatasetSpec, data: BeirDataset, choice: str = "auto", k: int = 100
+) -> tuple[Run, str, str]:
     """The candidates to rerank: a run shipped with the dataset, bm25s, or a given TREC file.
 
     Args:
         spec: the dataset.
         data: its loaded split.
         choice: "auto" (a shipped BM25 run when there is one, else bm25s), "bm25", or a run file path.
+        k: documents per query bm25s retrieves (a run file is taken whole).
 
     Returns:
         (run over the split's queries, system label, description of the source).
@@ -81,7 +84,7 @@ def first_stage(spec: DatasetSpec, data: BeirDataset, choice: str = "auto") -> t
     path = _shipped_run(spec) if choice == "auto" else None if choice == "bm25" else Path(choice)
     if path is None:
         start = time.perf_counter()
-        run = BM25Index.build(data.corpus).search(data.queries, k=max(spec.k, 100))
+        run = BM25Index.build(data.corpus).search(data.queries, k=k)
         log.info(
             "%s: bm25s over %d documents in %.1fs", spec.name, len(data.corpus), time.perf_counter() - start
         )
@@ -164,7 +167,7 @@ def evaluate_dataset(
     data = load_beir(spec.directory, spec.split, keep_unjudged=spec.keep_unjudged)
     if not data.qrels:
         raise DatasetError(f"{spec.directory}: no qrels/ folder, so there is nothing to measure against")
-    full_run, label, source = first_stage(spec, data, first_stage_choice)
+    full_run, label, source = first_stage(spec, data, first_stage_choice, max(k, 100))
     candidates = top_k(full_run, k)
     common = {
         "dataset": spec.name,

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+
 from ..api import Reranker
 from ..checkpoint import weights_path
 from .remote import RemoteReranker
@@ -66,12 +68,13 @@ class LocalScorer:
             "max_length": max_length,
             "dtype": str(reranker.dtype).removeprefix("torch."),
             "device": str(reranker.device),
+            "threads": torch.get_num_threads() if reranker.device.type == "cpu" else None,
             "scores": "logits",
             **{k: v for k, v in options.items() if k != "max_length"},
         }
         # The weights hash stands for the model wherever it lives; the device stays in because scores
         # (and the timings cached with them) differ slightly between CPU and GPU kernels.
-        skip = ("path", "model") if sha else ("path",)
+        skip = ("path", "threads", "model") if sha else ("path", "threads")
         knobs = ",".join(f"{k}={v}" for k, v in sorted(self.settings.items()) if k not in skip)
         self.identity = f"local:{knobs}"
 
