@@ -171,7 +171,10 @@ def test_cli_local_and_endpoint_then_report(folder, server_url, tmp_path, capsys
 def test_cli_errors_are_reported(tmp_path, capsys):
     assert main(["eval", "--no-rerank", "--output-dir", str(tmp_path)]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
-    assert main(["eval", "--dataset", str(tmp_path / "missing"), "--no-rerank"]) == 2
+    assert (
+        main(["eval", "--dataset", str(tmp_path / "missing"), "--no-rerank", "--output-dir", str(tmp_path)])
+        == 2
+    )
     assert "no such dataset folder" in capsys.readouterr().err
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from eval_helpers import SHARED_DATA, SMALL_MODEL, write_beir
+from eval_helpers import SHARED_DATA, SMALL_MODEL, shared_dataset, write_beir
 
 from turborank.cli import main
 from turborank.eval.data import read_trec_run
@@ -21,6 +21,7 @@ def test_beir_card_has_17_datasets_and_local_folders_resolve(tmp_path):
 
 
 def test_known_folder_protocols():
+    shared_dataset("rag-llama2-paper-qa")
     rag = dataset_spec(SHARED_DATA / "rag-llama2-paper-qa")
     assert (rag.k, rag.headline) == (10, "Hit@5")
     msmarco = dataset_spec(SHARED_DATA / "msmarco-dev-600q-bm25top20")

@@ -110,8 +110,13 @@ def dataset_spec(directory: str | Path, split: str | None = None, suite: str | N
         directory: the BEIR-format folder.
         split: qrels split; default: the known folder's, else ``test``, else the folder's only split.
         suite: the suite it is evaluated under, if any.
+
+    Raises:
+        DatasetError: the folder does not exist, or has several splits and none was chosen.
     """
     directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(f"{directory}: no such dataset folder (expected a BEIR layout: corpus.jsonl, ...)")
     known = KNOWN.get(directory.name, Known())
     return DatasetSpec(
         name=directory.name,
