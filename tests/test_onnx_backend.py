@@ -98,3 +98,18 @@ def test_onnx_refuses_cuda_and_half_precision(checkpoints):
 def test_unknown_backend_lists_the_choices(small_dir):
     with pytest.raises(InputError, match="torch, onnx, onnx-int8, unpadded"):
         Reranker.from_pretrained(small_dir, device="cpu", backend="tensorrt")
+
+
+def test_batches_are_split_to_bound_the_score_memory(checkpoints, monkeypatch):
+    import turborank.onnx_backend as onnx_backend
+
+    reranker = Reranker.from_pretrained(checkpoints["small"], device="cpu", backend="onnx")
+    backend = reranker.engine.backend
+    calls = []
+    run = backend._run
+    monkeypatch.setattr(backend, "_run", lambda *tensors: calls.append(len(tensors[0])) or run(*tensors))
+    monkeypatch.setattr(onnx_backend, "MAX_SCORE_ELEMENTS", 1)  # one row per ONNX Runtime call
+    pairs, expected = golden_pairs("small")
+    batch = collate(reranker.encode(pairs[:5]), reranker.tokenizer.pad_token_id, False)
+    np.testing.assert_allclose(backend.predict(batch)[:, 0].numpy(), expected[:5], atol=TOLERANCE)
+    assert calls == [1, 1, 1, 1, 1]

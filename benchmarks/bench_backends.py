@@ -1,0 +1,54 @@
+"""ONNX Runtime fp32 / int8 against the plain torch fp32 path on 100 pairs of 30-500 tokens.
+
+Each backend scores the same 100 pair encodings through the same engine (token-budget batches); rounds
+are interleaved so that load from other processes hits every backend alike, and the best round counts.
+Run: python benchmarks/bench_backends.py [--rounds 5] [--model-dir /tmp/turborank-turbo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from common import hardware, pairs_of_lengths, turbo_checkpoint
+
+from turborank import Reranker
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-dir", type=Path, default=Path("/tmp/turborank-turbo"))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"])
+    args = parser.parse_args()
+
+    directory = turbo_checkpoint(args.model_dir)
+    lengths = np.random.default_rng(1).integers(30, 501, 100).tolist()
+    encodings = pairs_of_lengths(lengths)
+    rerankers = {b: Reranker.from_pretrained(directory, device="cpu", backend=b) for b in args.backends}
+    logits, times = {}, {b: [] for b in args.backends}
+    for reranker in rerankers.values():
+        reranker.engine.run(encodings[:4])  # warm-up: allocator, thread pools, ORT kernels
+    for _ in range(args.rounds):
+        for name, reranker in rerankers.items():
+            start = time.perf_counter()
+            logits[name] = reranker.engine.run(encodings)[:, 0]
+            times[name].append(time.perf_counter() - start)
+
+    print(f"# turbo shape, random weights; 100 pairs of 30-500 tokens ({sum(lengths):,} tokens)")
+    print(f"# {hardware()}; best of {args.rounds} interleaved rounds")
+    base = min(times["torch"])
+    print(f"{'backend':<10} {'best s':>7} {'median s':>9} {'pairs/s':>8} {'speedup':>8} {'max |dlogit|':>13}")
+    for name in args.backends:
+        best, median = min(times[name]), float(np.median(times[name]))
+        deviation = np.abs(logits[name] - logits["torch"]).max()
+        print(
+            f"{name:<10} {best:>7.3f} {median:>9.3f} {len(lengths) / best:>8.1f} "
+            f"{base / best:>7.2f}x {deviation:>13.2e}"
+        )
+
+
+if __name__ == "__main__":
+    main()
