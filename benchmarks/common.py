@@ -40,8 +40,7 @@ def pairs_of_lengths(lengths: list[int], seed: int = 0) -> list[PairEncoding]:
 
 
 def hardware() -> str:
-    model = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor(),
-    )
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    model = names[0] if names else platform.processor()
     return f"{model}, {os.cpu_count()} cores visible, torch threads {torch.get_num_threads()}"
