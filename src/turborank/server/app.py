@@ -54,6 +54,7 @@ def load_models(config: ServerConfig) -> dict[str, Reranker]:
             dtype=config.dtype,
             num_threads=config.threads,
             max_batch_tokens=config.max_batch_tokens,
+            backend=config.backend,
         )
         reranker.engine.max_batch_size = config.max_batch_size
         models[name] = reranker

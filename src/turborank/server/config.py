@@ -44,6 +44,9 @@ class ServerConfig:
     device: str = _setting("auto", "cpu, cuda, cuda:N or auto")
     dtype: str | None = _setting(None, "float32 (default), bfloat16, float16 or auto (bf16/fp16 on CUDA)")
     threads: int | None = _setting(None, "CPU threads for inference (default: torch's choice)")
+    backend: str = _setting(
+        "torch", "torch, onnx or onnx-int8 (ONNX Runtime on the CPU), or unpadded (variable-length, CUDA)"
+    )
     # 16k padded tokens is ~100 MB of activations on the turbo shape; larger batches add latency, not speed.
     max_batch_tokens: int = _setting(16384, "padded tokens per forward pass (memory vs. per-batch latency)")
     max_batch_size: int = _setting(256, "pairs per forward pass, whatever their length")
