@@ -142,7 +142,8 @@ def test_saved_checkpoint_follows_the_published_layout(tmp_path):
     # A turbo-shaped GeGLU student, shrunk: names and config fields of shared/spec/jinabert.md.
     custom = {"num_hidden_layers": 1, "hidden_size": 48, "num_attention_heads": 4, "intermediate_size": 96}
     model, tokenizer_dir = build_student(custom, "random", tokenizer_dir=SMALL)
-    out = train(model, tokenizer_dir, make_groups(4), config(tmp_path, max_steps=1))
+    out = train(model, tokenizer_dir, make_groups(4), config(tmp_path, max_steps=1, dropout=0.0))
+    assert model.dropout.p == 0.0 and model.bert.encoder.layer[0].attention.self.dropout_p == 0.0
     weights = read_weights(out / "model.safetensors")
     layer = "bert.encoder.layer.0."
     expected = {
@@ -181,6 +182,7 @@ def test_saved_checkpoint_follows_the_published_layout(tmp_path):
         "pad_token_id": 0,
         "max_position_embeddings": 8192,
         "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,  # training-time dropout=0 is not written into the model's config
         "torch_dtype": "bfloat16",
     }.items():
         assert config_json[name] == value, name

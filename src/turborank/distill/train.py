@@ -68,6 +68,9 @@ class TrainConfig:
     # Keep the word embeddings fixed: skips their dense gradient and AdamW update (about half of a
     # MiniLM student's parameters), a large CPU saving; only sensible for a pretrained init.
     freeze_word_embeddings: bool = False
+    # Dropout during training, hidden and attention alike; None keeps the model's own (0.1). 0 lets
+    # attention take the fused SDPA path and skips the random masks: ~1.5x faster on CPU. Not saved.
+    dropout: float | None = None
     seed: int = 0  # model dropout, data order
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU, where fp32 is faster)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -220,6 +223,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    """Set every dropout probability in place; config.json keeps the model's own values."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        if hasattr(module, "dropout_p"):  # BertSelfAttention passes it to SDPA
+            module.dropout_p = p
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (biases and LayerNorm weights are 1-d)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -313,6 +325,8 @@ def train(
     torch.manual_seed(config.seed)
     model.to(device).train()
     model.bert.embeddings.word_embeddings.weight.requires_grad_(not config.freeze_word_embeddings)
+    if config.dropout is not None:
+        set_dropout(model, config.dropout)
     optimizer = make_optimizer(model, config)
     step, best = 0, -math.inf
     state_path = run_dir / STATE_FILE
