@@ -68,6 +68,7 @@ class LocalScorer:
             "max_length": max_length,
             "dtype": str(reranker.dtype).removeprefix("torch."),
             "device": str(reranker.device),
+            "backend": reranker.backend_name,  # int8 scores must not be served from the fp32 cache
             "threads": torch.get_num_threads() if reranker.device.type == "cpu" else None,
             "scores": "logits",
             **{k: v for k, v in options.items() if k != "max_length"},
