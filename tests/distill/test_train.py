@@ -12,6 +12,7 @@ import torch
 
 from turborank import Reranker
 from turborank.checkpoint import load_model, read_weights
+from turborank.distill.card import model_card, summarize_run, write_card
 from turborank.distill.data import Group
 from turborank.distill.losses import listwise_kl
 from turborank.distill.students import build_student
@@ -136,6 +137,23 @@ def test_training_reduces_loss_and_writes_a_loadable_checkpoint(tmp_path):
     assert kinds[0] == "start" and kinds[-1] == "end" and "eval" in kinds
     assert all(e["pairs_per_s"] > 0 for e in events if e["event"] == "train")
     assert not (out / STATE_FILE).exists()  # training state stays out of the shippable directory
+
+    run = summarize_run(cfg.resolved_run_dir())
+    assert (run.steps, run.groups, run.best_dev) == (
+        24,
+        16,
+        max(e["NDCG@10"] for e in events if "NDCG@10" in e),
+    )
+    scores = {
+        "BM25": {"toy": {"NDCG@10": 0.5}},
+        "student": {"toy": {"NDCG@10": 0.75}, "other": {"NDCG@10": 0.25}},
+    }
+    card = model_card("toy-reranker", run, "hybrid:test", ["16 toy groups"], "random", scores, notes=["toy"])
+    write_card(out, card)
+    text = (out / "README.md").read_text()
+    assert "# toy-reranker" in text and "`hybrid:test`" in text and "- 16 toy groups" in text
+    assert "| toy | 0.500 | 0.750 |" in text and "| other | - | 0.250 |" in text
+    assert "| loss | listwise_kl |" in text
 
 
 def test_saved_checkpoint_follows_the_published_layout(tmp_path):
