@@ -140,3 +140,13 @@ def test_attention_blocks_stay_linear_in_sequence_length():
     assert first.numel() <= model_module.ATTENTION_BLOCK_ELEMENTS
     assert first.shape[-1] == 8192 and first.shape[-2] < 8192
     assert math.ceil(8192 / bias.block_rows) > 1
+
+
+def test_a_batch_without_padding_broadcasts_one_alibi_block():
+    bias = AttentionBias(torch.ones(64, 200, dtype=torch.long), 12, alibi_slopes(12), torch.float32)
+    ((start, end, block),) = list(bias.blocks())
+    assert (start, end) == (0, 200) and block.shape == (1, 12, 200, 200)
+    padded = torch.ones(64, 200, dtype=torch.long)
+    padded[3, 150:] = 0
+    first = next(AttentionBias(padded, 12, alibi_slopes(12), torch.float32).blocks())[2]
+    assert first.shape[0] == 64 and first[3, 0, 0, 150].item() < -1e30

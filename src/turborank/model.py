@@ -100,34 +100,40 @@ class AttentionBias:
     """Additive attention bias (padding mask, plus ALiBi when enabled), handed out in query-row blocks.
 
     The same bias serves every layer, so blocks are built once per forward when they fit in memory;
-    for long inputs they are rebuilt on demand so that no (nh, S, S) tensor ever exists.
+    for long inputs they are rebuilt on demand so that no (nh, S, S) tensor ever exists. A batch
+    without padding needs no key mask: its ALiBi block (1, nh, rows, S) then broadcasts over the
+    batch instead of being copied B times.
     """
 
     def __init__(
         self, attention_mask: torch.Tensor, num_heads: int, slopes: torch.Tensor | None, dtype: torch.dtype
     ):
         batch, length = attention_mask.shape
-        # (B, 1, 1, S): 0 on real tokens, the dtype's most negative value on padding (key-only mask).
-        self.key_mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+        self.key_mask: torch.Tensor | None = None
+        if not bool(attention_mask.all()):
+            # (B, 1, 1, S): 0 on real tokens, the dtype's most negative value on padding (key-only mask).
+            self.key_mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
         self.slopes = slopes
         self.dtype = dtype
         self.length = length
-        per_row = batch * num_heads * length if slopes is not None else batch * length
-        self.block_rows = max(1, min(length, ATTENTION_BLOCK_ELEMENTS // max(per_row, 1)))
+        self.device = attention_mask.device
+        per_row = (
+            (batch if self.key_mask is not None else 1) * (num_heads if slopes is not None else 1) * length
+        )
+        self.block_rows = max(1, min(length, ATTENTION_BLOCK_ELEMENTS // per_row))
         self._cache = list(self._build()) if self.block_rows == length else None
 
-    def _build(self) -> Iterator[tuple[int, int, torch.Tensor]]:
-        device = self.key_mask.device
+    def _build(self) -> Iterator[tuple[int, int, torch.Tensor | None]]:
         for start in range(0, self.length, self.block_rows):
             end = min(start + self.block_rows, self.length)
             if self.slopes is None:
                 yield start, end, self.key_mask
                 continue
-            rows = torch.arange(start, end, device=device)
+            rows = torch.arange(start, end, device=self.device)
             bias = alibi_bias(self.slopes, rows, self.length).to(self.dtype)[None]  # (1, nh, rows, S)
-            yield start, end, bias + self.key_mask  # (B, nh, rows, S)
+            yield start, end, bias if self.key_mask is None else bias + self.key_mask  # (B, nh, rows, S)
 
-    def blocks(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+    def blocks(self) -> Iterator[tuple[int, int, torch.Tensor | None]]:
         return iter(self._cache) if self._cache is not None else self._build()
 
 
@@ -175,7 +181,9 @@ class BertSelfAttention(nn.Module):
                 out = F.scaled_dot_product_attention(q_block, k, v, attn_mask=block_bias, dropout_p=dropout)
             else:
                 # Reference math: softmax(q k^T / sqrt(d) + mask + alibi) v, the bias added in one go.
-                scores = q_block @ k.transpose(-1, -2) / math.sqrt(d) + block_bias  # (B, nh, rows, S)
+                scores = q_block @ k.transpose(-1, -2) / math.sqrt(d)  # (B, nh, rows, S)
+                if block_bias is not None:
+                    scores = scores + block_bias
                 probs = F.dropout(scores.softmax(dim=-1), dropout, self.training)
                 out = probs @ v
             outputs.append(out)

@@ -1,0 +1,84 @@
+"""Shared pieces of the benchmarks: model shapes, documents of exact token lengths, hardware, memory.
+
+Random weights give the real models' speed: cost depends on shapes, not values.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import resource
+from pathlib import Path
+
+import torch
+
+from turborank.checkpoint import save_checkpoint
+from turborank.model import JinaBertConfig, JinaBertForSequenceClassification
+
+REPO = Path(__file__).resolve().parents[1]
+TOKENIZER_DIR = REPO / "tests" / "fixtures" / "small"  # WordPiece; its ids all fall inside the turbo vocab
+
+TURBO = JinaBertConfig(
+    vocab_size=61056, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+)
+# A classic BERT cross-encoder of the same size, as sentence-transformers' CrossEncoder would run it.
+BERT_SAME_SHAPE = JinaBertConfig(
+    vocab_size=61056,
+    hidden_size=384,
+    num_hidden_layers=6,
+    num_attention_heads=12,
+    intermediate_size=1536,
+    feed_forward_type="original",
+    position_embedding_type="absolute",
+    max_position_embeddings=512,
+)
+
+# Lower-case words that the WordPiece vocabulary keeps whole: one word, one token.
+WORDS = (
+    "time year people way day man thing woman life child world school state family student group country "
+    "problem hand part place case week company system program question work government number night point "
+    "home water room mother area money story fact month lot right study book eye job word business issue "
+    "side kind head house service friend father power hour game line end member law car city community "
+    "name president team minute idea kid body information back parent face others level office door health "
+    "person art war history party result change morning reason research girl guy moment air teacher force "
+    "education"
+).split()
+
+
+def write_checkpoint(config: JinaBertConfig, directory: Path, seed: int = 0) -> Path:
+    model = JinaBertForSequenceClassification(config)
+    model.init_weights(torch.Generator().manual_seed(seed))
+    return save_checkpoint(model, TOKENIZER_DIR, directory)
+
+
+def text_of_tokens(n: int, rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def documents(lengths: list[int], seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [text_of_tokens(n, rng) for n in lengths]
+
+
+def mixed_lengths(count: int, low: int, high: int, seed: int = 0) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randint(low, high) for _ in range(count)]
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> str:
+    return f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
