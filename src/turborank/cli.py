@@ -259,6 +259,25 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_eval)
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from .distill.command import run_distill
+
+    return run_distill(args)
+
+
+def add_distill(sub: argparse._SubParsersAction) -> None:
+    from .distill.command import add_arguments
+
+    p = sub.add_parser(
+        "distill",
+        help="distil a fast student reranker from a teacher (local model, API, score file, offline hybrid)",
+        description="Build training groups, score them once with a teacher (cached, resumable), train a "
+        "student (resumable) and write a checkpoint in the published layout with a model card.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=cmd_distill)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turborank", description="Fast cross-encoder reranking.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -266,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_info(sub)
     add_serve(sub)
     add_eval(sub)
+    add_distill(sub)
     return parser
 
 

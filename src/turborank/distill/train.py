@@ -50,7 +50,9 @@ DEV_MEASURE = "NDCG@10"
 class TrainConfig:
     out_dir: Path = Path("distilled")  # best checkpoint, published layout (config.json, bf16 safetensors)
     run_dir: Path | None = None  # training state + run log; None: <out_dir>-run
-    loss: str = "listwise_kl"  # listwise_kl | margin_mse | pointwise_mse (see losses.LOSSES)
+    # listwise_kl | margin_mse | pointwise_mse (losses.LOSSES), or supervised: the LCE term alone on
+    # labelled groups, no teacher needed (set supervised_weight > 0)
+    loss: str = "listwise_kl"
     temperature: float = 1.0  # listwise_kl softmax temperature; higher = softer teacher
     supervised_weight: float = 0.0  # weight of the LCE term on labelled groups; 0 = pure distillation
     lr: float = 5e-5  # peak AdamW learning rate

@@ -1,0 +1,75 @@
+"""``turborank distill`` end to end on toy data: score-file teacher, cache, student, checkpoint, card."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from turborank import Reranker
+from turborank.cli import build_parser, main
+from turborank.distill.command import OWN_FLAGS, field_help
+from turborank.distill.data import Group, write_groups
+from turborank.distill.train import LOG_FILE, TrainConfig
+
+SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "small"
+
+
+def make_groups(count: int) -> list[Group]:
+    """Toy groups: the positive shares the query's words; teacher scores 4, 0, -1, -2."""
+    words = ["river", "stone", "cloud", "maple", "piano", "harbor", "lantern", "meadow"]
+    groups = []
+    for i in range(count):
+        query = f"{words[i % 8]} {words[(i + 3) % 8]}"
+        docs = [f"{query} {words[(i + 1) % 8]}"] + [
+            f"{words[(i + j) % 8]} {words[(i + 5) % 8]}" for j in (2, 4, 6)
+        ]
+        ids = [f"q{i}d{j}" for j in range(4)]
+        groups.append(Group(f"q{i}", query, ids, docs, [1, 0, 0, 0], [4.0, 0.0, -1.0, -2.0]))
+    return groups
+
+
+def test_every_train_config_field_has_a_flag_with_help():
+    helps = field_help(TrainConfig)
+    args = build_parser().parse_args(["distill", "--out", "x", "--batch-groups", "3", "--no-bf16"])
+    for f in dataclasses.fields(TrainConfig):
+        assert helps[f.name], f.name
+        if f.name not in OWN_FLAGS:
+            assert hasattr(args, f.name), f.name
+    assert (args.batch_groups, args.bf16, args.lr) == (3, False, TrainConfig.lr)
+
+
+def test_distill_command_scores_trains_and_writes_a_card(tmp_path):
+    groups = make_groups(8)
+    scores = tmp_path / "scores.tsv"
+    lines = [f"{g.qid}\t{d}\t{s}\n" for g in groups for d, s in zip(g.doc_ids, g.teacher, strict=True)]
+    scores.write_text("".join(lines))
+    for g in groups:
+        g.teacher = None  # the command must score them through the score-file teacher
+    write_groups(groups, tmp_path / "train.jsonl")
+    out = tmp_path / "student"
+    argv = [
+        "distill",
+        "--out",
+        str(out),
+        "--groups",
+        str(tmp_path / "train.jsonl"),
+        "--dev",
+        str(tmp_path / "train.jsonl"),
+    ]
+    argv += ["--teacher-scores", str(scores), "--student", "minilm", "--init", "random", "--layers", "1"]
+    argv += ["--tokenizer", str(SMALL), "--group-size", "4", "--batch-groups", "4", "--grad-accum", "1"]
+    argv += ["--max-length", "32", "--max-steps", "2", "--no-progress", "--dropout", "0"]
+    assert main(argv) == 0
+
+    run_dir = tmp_path / "student-run"
+    assert (run_dir / "teacher.sqlite").is_file()
+    start = json.loads((run_dir / LOG_FILE).read_text().splitlines()[0])
+    assert start["train_config"]["dropout"] == 0.0 and start["model_config"]["num_hidden_layers"] == 1
+    card = (out / "README.md").read_text()
+    assert "file:scores.tsv:sha256=" in card and "8 groups from" in card
+    reranker = Reranker.from_pretrained(out, device="cpu")
+    assert reranker.config.num_hidden_layers == 1
+    assert len(reranker.rerank(groups[0].query, groups[0].doc_texts)) == 4
+    # A second run finds every score in the cache and the training finished: it only rewrites the card.
+    assert main(argv) == 0
