@@ -74,7 +74,9 @@ class RecipeConfig:
     bm25_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)  # teacher settings tried on the dev set
     cosine_scale: float = 20.0
     position: str = "absolute"  # student positions: absolute (MiniLM's own table) or alibi
-    max_steps: int | None = None  # None: one epoch
+    max_steps: int | None = 200  # optimizer steps of 8 groups (1,600 groups): ~1 h on 2 busy CPU cores
+    # bf16 autocast on the CPU too: on CPUs with AMX / AVX512-BF16 a training step is ~1.6x faster.
+    cpu_bf16: bool = True
     dev_train_groups: int = 90  # dev groups scored during training (a third SciFact, the rest WikiQA)
     train: dict = field(default_factory=dict)  # TrainConfig overrides
 
@@ -215,6 +217,7 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
         max_steps=config.max_steps,
         seed=config.seed,
         lr=7e-5,
+        supervised_weight=0.3,  # LCE on human/pseudo positives, next to the listwise KL to the teacher
         max_length=160,  # MS MARCO passages fit; SciFact abstracts keep title and opening
         batch_groups=4,
         grad_accum=2,
@@ -227,7 +230,9 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
     )
     for key, value in config.train.items():
         setattr(train_config, key, value)
-    return train(model, tokenizer_dir, groups, train_config, dev_subset(dev, config.dev_train_groups))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.cpu_bf16)
+    with autocast:  # CPU ops only; on CUDA the trainer's own bf16 autocast applies
+        return train(model, tokenizer_dir, groups, train_config, dev_subset(dev, config.dev_train_groups))
 
 
 def dev_subset(dev: list[Group], n: int) -> list[Group]:
@@ -304,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--datasets", nargs="*", default=[], help="folders under --data for teacher-eval")
     parser.add_argument("--position", choices=("absolute", "alibi"), default=RecipeConfig.position)
-    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: one epoch)")
+    parser.add_argument("--max-steps", type=int, default=RecipeConfig.max_steps, help="optimizer steps")
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=JSON", help="TrainConfig override, e.g. lr=7e-5"
     )
