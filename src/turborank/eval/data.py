@@ -51,6 +51,10 @@ class BeirDataset:
     # so recall-based measures see them as relevant documents that were never retrieved.
     unjudgeable: int = field(default=0)
 
+    @property
+    def name(self) -> str:
+        return self.directory.name if self.directory else "dataset"
+
 
 def load_beir(directory: str | Path, split: str = "test", keep_unjudged: bool = False) -> BeirDataset:
     """Load a BEIR-format folder.
