@@ -121,7 +121,7 @@ def test_schedule_is_seeded_and_length_bucketed():
 
 def test_training_reduces_loss_and_writes_a_loadable_checkpoint(tmp_path):
     groups = make_groups(16)
-    cfg = config(tmp_path, max_steps=24)
+    cfg = config(tmp_path, max_steps=12, lr=3e-3)
     model = load_model(SMALL)
     before = training_loss(model, groups, cfg)
     out = train(model.train(), SMALL, groups, cfg, dev=groups[:8])
@@ -140,7 +140,7 @@ def test_training_reduces_loss_and_writes_a_loadable_checkpoint(tmp_path):
 
     run = summarize_run(cfg.resolved_run_dir())
     assert (run.steps, run.groups, run.best_dev) == (
-        24,
+        12,
         16,
         max(e["NDCG@10"] for e in events if "NDCG@10" in e),
     )
