@@ -262,6 +262,32 @@ def save_state(path: Path, **state: Any) -> None:
     tmp.replace(path)
 
 
+def load_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    num_groups: int,
+) -> tuple[int, float]:
+    """Restore model, optimizer and RNG from a saved training state; returns (step, best dev score).
+
+    Raises:
+        InputError: the state belongs to another model config or another number of training groups.
+    """
+    state = torch.load(path, map_location=device, weights_only=True)
+    if state["model_config"] != asdict(model.config) or state["num_groups"] != num_groups:
+        raise InputError(
+            f"{path} belongs to another model or data set ({state['num_groups']} groups, now {num_groups}): "
+            "delete it (or use another run_dir) to start a new run"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"].cpu())
+    if state.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu())
+    return state["step"], state["best"]
+
+
 def train(
     model: JinaBertForSequenceClassification,
     tokenizer_dir: Path,
@@ -333,18 +359,7 @@ def train(
     step, best = 0, -math.inf
     state_path = run_dir / STATE_FILE
     if state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        if state["model_config"] != asdict(model.config) or state["num_groups"] != len(data.pairs):
-            raise InputError(
-                f"{state_path} belongs to another model or data set ({state['num_groups']} groups): "
-                "delete it (or use another out_dir) to start a new run"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"].cpu())
-        if state.get("cuda_rng") is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
-        step, best = state["step"], state["best"]
+        step, best = load_state(state_path, model, optimizer, device, len(data.pairs))
         runlog.write("resume", step=step, best=best)
         log.info("resumed from %s at step %d", state_path, step)
     else:
