@@ -73,3 +73,12 @@ def test_distill_command_scores_trains_and_writes_a_card(tmp_path):
     assert len(reranker.rerank(groups[0].query, groups[0].doc_texts)) == 4
     # A second run finds every score in the cache and the training finished: it only rewrites the card.
     assert main(argv) == 0
+
+
+def test_recipe_flag_runs_the_default_model_recipe(monkeypatch, tmp_path):
+    from turborank.distill import recipe
+
+    calls = []
+    monkeypatch.setattr(recipe, "main", calls.append)
+    assert main(["distill", "--recipe", "default", "--out", str(tmp_path / "m"), "--seed", "3"]) == 0
+    assert calls == [["--out", str(tmp_path / "m"), "--seed", "3"]]

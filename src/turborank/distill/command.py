@@ -121,8 +121,8 @@ def run_distill(args: argparse.Namespace) -> int:
     if args.recipe:
         from .recipe import main as recipe_main
 
-        work = args.run_dir or args.out.with_name(args.out.name + "-work")
-        recipe_main(["--out", str(args.out), "--work", str(work), "--seed", str(args.seed)])
+        work = ["--work", str(args.run_dir)] if args.run_dir else []  # default: the recipe's own
+        recipe_main(["--out", str(args.out), *work, "--seed", str(args.seed)])
         return 0
     from .card import model_card, summarize_run, write_card
     from .data import read_groups
