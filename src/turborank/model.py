@@ -110,7 +110,8 @@ class AttentionBias:
     ):
         batch, length = attention_mask.shape
         self.key_mask: torch.Tensor | None = None
-        if not bool(attention_mask.all()):
+        # A traced graph (the ONNX export) must serve padded batches too: it always carries the mask.
+        if torch.jit.is_tracing() or not bool(attention_mask.all()):
             # (B, 1, 1, S): 0 on real tokens, the dtype's most negative value on padding (key-only mask).
             self.key_mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
         self.slopes = slopes

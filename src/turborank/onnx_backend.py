@@ -29,7 +29,7 @@ from .model import JinaBertForSequenceClassification
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 2  # bump when the exported graph changes, so stale cached files are not reused
+EXPORT_VERSION = 3  # bump when the exported graph changes, so stale cached files are not reused
 OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 QUANTIZATIONS = ("int8",)
