@@ -169,7 +169,7 @@ def model_card(
         "",
         f"Student initialised from `{init}`; {run.groups:,} training groups, {run.steps:,} optimizer "
         f"steps on {run.device} ({run.threads} threads), median {_fmt(run.pairs_per_s, '.1f')} pairs/s"
-        + (f", {run.wall_s / 60:.0f} min in the last session" if run.wall_s else "")
+        + (f", {run.wall_s / 60:.1f} min in the last session" if run.wall_s else "")
         + f"; final loss {_fmt(run.final_loss, '.4f')}; best dev {DEV_MEASURE} {_fmt(run.best_dev, '.4f')}.",
         "",
         "| setting | value |",
