@@ -64,6 +64,16 @@ PRESETS: dict[str, JinaBertConfig] = {
     ),
 }
 INITS = ("random", "minilm", "teacher:<path>")
+# Fields a teacher-initialised student takes from the teacher (vocabulary, embeddings, head, activation).
+TEACHER_INHERITED_FIELDS = (
+    "vocab_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "pad_token_id",
+    "layer_norm_eps",
+    "hidden_act",
+    "num_labels",
+)
 # Fields that must agree between teacher and student for a layer copy to be exact.
 TEACHER_SHAPE_FIELDS = (
     "hidden_size",
@@ -198,8 +208,8 @@ def _from_teacher(
             )
             + ". Use init='random' or 'minilm', or a preset of the teacher's width."
         )
-    config.vocab_size, config.max_position_embeddings = t.vocab_size, t.max_position_embeddings
-    config.num_labels = t.num_labels
+    for name in TEACHER_INHERITED_FIELDS:  # the copied tensors and the tokenizer fix these
+        setattr(config, name, getattr(t, name))
     model = JinaBertForSequenceClassification(config)
     model.init_weights(generator)
     _copy_subset(
