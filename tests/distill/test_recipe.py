@@ -1,0 +1,69 @@
+"""Default-model recipe pieces that run without the shared data: the linear-probe head init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from turborank.checkpoint import load_model
+from turborank.distill.data import Group
+from turborank.distill.recipe import TeacherScorer, dev_subset, fit_head
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "small"
+WORDS = ["cat", "dog", "bird", "fish", "tree", "house", "car", "road", "river", "city"]
+
+
+def test_linear_probe_fits_the_head_to_teacher_scores() -> None:
+    model = load_model(FIXTURE)
+    torch.manual_seed(0)
+    model.classifier.weight.data.normal_(0.0, 0.02)  # a fresh head, as a student starts
+    groups = []
+    for i in range(40):
+        docs = [" ".join(WORDS[(i + j + k) % len(WORDS)] for k in range(3 + j)) for j in range(4)]
+        groups.append(Group(f"q{i}", WORDS[i % len(WORDS)], [f"d{j}" for j in range(4)], docs, [None] * 4))
+    with torch.no_grad():  # teacher = a hidden linear function of the pooled features: fully learnable
+        target = torch.randn(model.config.hidden_size)
+        for group in groups:
+            probe = model.classifier.weight.clone()
+            model.classifier.weight.copy_(target[None])
+            group.teacher = _logits(model, group)
+            model.classifier.weight.copy_(probe)
+    r2 = fit_head(model, FIXTURE, groups, max_length=32, ridge=1e-6)
+    assert r2 > 0.99
+    scores = _logits(model, groups[0])
+    expected = [t - sum(groups[0].teacher) / 4 for t in groups[0].teacher]
+    assert [s - sum(scores) / 4 for s in scores] == pytest.approx(expected, abs=1e-3)
+    assert model.classifier.bias.item() == 0.0
+
+
+def _logits(model, group: Group) -> list[float]:
+    from turborank.engine import collate
+    from turborank.tokenization import PairTokenizer
+
+    tokenizer = PairTokenizer.from_file(FIXTURE / "tokenizer.json")
+    pairs = tokenizer.encode_pairs([(group.query, d) for d in group.doc_texts], 32, 16)
+    batch = collate(pairs, 0, not model.config.uses_alibi)
+    model.eval()
+    with torch.no_grad():
+        return model(batch.input_ids, batch.attention_mask, batch.token_type_ids)[:, 0].tolist()
+
+
+def test_dev_subset_mixes_sources() -> None:
+    dev = [Group(f"s{i}", "q", ["a"], ["t"], [1], source="beir-scifact:train") for i in range(10)]
+    dev += [Group(f"w{i}", "q", ["a"], ["t"], [1], source="wikiqa-answer-selection") for i in range(10)]
+    picked = dev_subset(dev, 9)
+    assert [g.qid for g in picked] == ["s0", "s1", "s2", "w0", "w1", "w2", "w3", "w4", "w5"]
+
+
+def test_teacher_scorer_wraps_a_teacher_for_the_eval_harness() -> None:
+    class Fixed:
+        identity = "fixed:v1"
+
+        def score(self, query: str, documents: list[str]) -> list[float]:
+            return [float(len(d)) for d in documents]
+
+    scorer = TeacherScorer(Fixed())
+    assert scorer.identity == "fixed:v1" and scorer.concurrency == 1
+    assert scorer.score("q", ("ab", "c")) == [2.0, 1.0]
