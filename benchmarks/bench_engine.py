@@ -7,6 +7,8 @@ Each figure is a ratio against baselines measured in the same run:
   CrossEncoder  sentence-transformers with a classic BERT of the same size (where installed; it
                 stops at 512 positions, so not for (c));
   engine/BERT   turborank's engine running that same classic BERT, for a like-for-like comparison.
+  bf16          turborank on the turbo shape with dtype="bfloat16" on the CPU (fast where the CPU has
+                AMX / AVX512-BF16; float32 stays the default).
 
     python benchmarks/bench_engine.py [--repeats 3] [--cases abcd]
 """
@@ -84,18 +86,36 @@ def case_docs(case: str) -> list[str]:
     raise ValueError(case)
 
 
-def measure_throughput(case: str, turbo: Reranker, bert: Reranker, ce, repeats: int) -> dict:  # noqa: ANN001
+def measure_throughput(case: str, models: dict[str, Reranker], ce, repeats: int) -> dict:  # noqa: ANN001
     docs = case_docs(case)
     pairs = len(docs)
     row = {"case": case, "pairs": pairs}
-    row["engine"] = pairs / best_time(lambda: turbo.rerank(QUERY, docs), repeats)
-    row["naive"] = pairs / best_time(lambda: naive(turbo, docs), repeats)
-    row["engine_bert"] = pairs / best_time(lambda: bert.rerank(QUERY, docs), repeats)
+    row["engine"] = pairs / best_time(lambda: models["turbo"].rerank(QUERY, docs), repeats)
+    row["naive"] = pairs / best_time(lambda: naive(models["turbo"], docs), repeats)
+    row["bf16"] = pairs / best_time(lambda: models["turbo_bf16"].rerank(QUERY, docs), repeats)
+    if case != "c":  # the classic BERT stops at 512 positions
+        row["engine_bert"] = pairs / best_time(lambda: models["bert"].rerank(QUERY, docs), repeats)
     if ce is not None and case != "c":
         row["crossencoder"] = pairs / best_time(
             lambda: ce.predict([(QUERY, d) for d in docs], batch_size=32, show_progress_bar=False), repeats
         )
     return row
+
+
+def table_row(case: str, row: dict) -> list[str]:
+    ce, bert = row.get("crossencoder"), row.get("engine_bert")
+    return [
+        f"({case})",
+        f"{row['engine']:.1f}",
+        f"{row['naive']:.1f}",
+        f"{row['engine'] / row['naive']:.2f}",
+        f"{ce:.1f}" if ce else "n/a",
+        f"{row['engine'] / ce:.2f}" if ce else "",
+        f"{bert:.1f}" if bert else "n/a",
+        f"{bert / ce:.2f}" if ce and bert else "",
+        f"{row['bf16']:.1f}",
+        f"{row['bf16'] / ce:.2f}" if ce else "",
+    ]
 
 
 def long_pair_child(model_dir: str, tokens: int) -> None:
@@ -133,21 +153,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         turbo_dir = w.write_checkpoint(w.TURBO, Path(tmp) / "turbo")
         bert_dir = w.write_checkpoint(w.BERT_SAME_SHAPE, Path(tmp) / "bert")
-        turbo = Reranker.from_pretrained(turbo_dir, device="cpu")
-        bert = Reranker.from_pretrained(bert_dir, device="cpu")
+        models = {
+            "turbo": Reranker.from_pretrained(turbo_dir, device="cpu"),
+            "turbo_bf16": Reranker.from_pretrained(turbo_dir, device="cpu", dtype="bfloat16"),
+            "bert": Reranker.from_pretrained(bert_dir, device="cpu"),
+        }
         ce = cross_encoder(bert_dir)
         print("CrossEncoder:", "sentence-transformers installed" if ce else "not installed (skipped)")
-        print(
-            f"{'case':<6}{'pairs/s':>9}{'naive':>9}{'x naive':>9}{'CE':>9}{'x CE':>7}{'eng/BERT':>10}{'x CE':>7}"
-        )
+        print("pairs/s; ratios against baselines measured in this run")
+        header = ["case", "turbo", "naive", "x naive", "CE", "x CE", "BERT", "BERT x CE", "bf16", "bf16 x CE"]
+        print("".join(f"{h:>10}" for h in header))
         for case in args.cases.replace("d", ""):
-            row = measure_throughput(case, turbo, bert, ce, args.repeats)
-            ce_rate = row.get("crossencoder")
             print(
-                f"({case})   {row['engine']:9.1f}{row['naive']:9.1f}{row['engine'] / row['naive']:9.2f}"
-                + (f"{ce_rate:9.1f}{row['engine'] / ce_rate:7.2f}" if ce_rate else f"{'n/a':>9}{'':>7}")
-                + f"{row['engine_bert']:10.1f}"
-                + (f"{row['engine_bert'] / ce_rate:7.2f}" if ce_rate else "")
+                "".join(
+                    f"{c:>10}" for c in table_row(case, measure_throughput(case, models, ce, args.repeats))
+                )
             )
         if "d" in args.cases:
             long = measure_long_pair(turbo_dir)
