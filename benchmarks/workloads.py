@@ -138,10 +138,13 @@ WORDS = (
 )
 
 
-def write_checkpoint(config: JinaBertConfig, directory: Path, seed: int = 0) -> Path:
+def write_checkpoint(
+    config: JinaBertConfig, directory: Path, seed: int = 0, dtype: torch.dtype = torch.bfloat16
+) -> Path:
+    """A random-weight checkpoint in the published layout (bf16 weights, like the real files)."""
     model = JinaBertForSequenceClassification(config)
     model.init_weights(torch.Generator().manual_seed(seed))
-    return save_checkpoint(model, TOKENIZER_DIR, directory)
+    return save_checkpoint(model, TOKENIZER_DIR, directory, dtype=dtype)
 
 
 def text_of_tokens(n: int, rng: random.Random) -> str:
