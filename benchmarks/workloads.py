@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from turborank.checkpoint import save_checkpoint
+from turborank.eval.report import cpu_model
 from turborank.model import JinaBertConfig, JinaBertForSequenceClassification
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,18 +162,9 @@ def mixed_lengths(count: int, low: int, high: int, seed: int = 0) -> list[int]:
     return [rng.randint(low, high) for _ in range(count)]
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def hardware() -> str:
-    return f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    cpu = cpu_model() or platform.machine()
+    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def peak_rss_mb() -> float:
