@@ -192,22 +192,25 @@ class BertSelfAttention(nn.Module):
         return ctx.transpose(1, 2).reshape(B, S, H)
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, config: JinaBertConfig):
+class BertOutput(nn.Module):
+    """Projection back to the hidden size, then residual + LayerNorm (after attention and after the
+    classic feed-forward; the two differ only in input width)."""
+
+    def __init__(self, config: JinaBertConfig, in_features: int):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, ctx: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(ctx)) + residual)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
 
 
 class BertAttention(nn.Module):
     def __init__(self, config: JinaBertConfig):
         super().__init__()
         self.self = BertSelfAttention(config)
-        self.output = BertSelfOutput(config)
+        self.output = BertOutput(config, config.hidden_size)
 
     def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
         return self.output(self.self(x, bias, use_sdpa), x)
@@ -241,17 +244,6 @@ class BertIntermediate(nn.Module):
         return self.act(self.dense(h))
 
 
-class BertOutput(nn.Module):
-    def __init__(self, config: JinaBertConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, a: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(a)) + residual)
-
-
 class BertLayer(nn.Module):
     """Post-LN transformer layer: attention then feed-forward, each followed by residual + LayerNorm."""
 
@@ -262,7 +254,7 @@ class BertLayer(nn.Module):
             self.mlp = GatedMLP(config)
         else:
             self.intermediate = BertIntermediate(config)
-            self.output = BertOutput(config)
+            self.output = BertOutput(config, config.intermediate_size)
 
     def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
         h = self.attention(x, bias, use_sdpa)
