@@ -1,6 +1,6 @@
 """Long inputs on the turbo shape: time and peak RSS per sequence length and per workload.
 
-Every case runs in its own subprocess, so each peak RSS (``ru_maxrss``) belongs to that case alone; the
+Every case runs in its own subprocess, so each peak RSS (VmHWM) belongs to that case alone; the
 RSS after loading the model is reported too, so the increment is visible. Speedups are against the
 plain torch fp32 path on the same case, measured in the same run.
 Run: python benchmarks/bench_long.py [--backends torch onnx onnx-int8] [--quick]
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import hardware, pairs_of_lengths, turbo_checkpoint
+from common import hardware, pairs_of_lengths, peak_rss_mb, turbo_checkpoint
 
 # name -> (pair lengths): one pair per length, then the issue's two workloads.
 CASES = {
@@ -34,12 +33,12 @@ def run_case(directory: Path, backend: str, case: str) -> dict:
 
     reranker = Reranker.from_pretrained(directory, device="cpu", backend=backend)
     reranker.engine.run(pairs_of_lengths([64]))
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    loaded = peak_rss_mb()
     encodings = pairs_of_lengths(CASES[case])
     start = time.perf_counter()
     reranker.engine.run(encodings)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     return {"seconds": seconds, "loaded_mb": loaded, "peak_mb": peak}
 
 
@@ -55,7 +54,7 @@ def main() -> None:
         print(json.dumps(run_case(directory, *args.child)))
         return
 
-    print("# turbo shape, random weights; one subprocess per case (peak RSS = ru_maxrss of that process)")
+    print("# turbo shape, random weights; one subprocess per case (peak RSS = VmHWM of that process)")
     print(f"# {hardware()}")
     print(f"{'case':<10} {'backend':<10} {'seconds':>8} {'speedup':>8} {'loaded MB':>10} {'peak MB':>8}")
     for case in args.cases:

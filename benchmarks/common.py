@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from workloads import TURBO, hardware, write_checkpoint
+from workloads import TURBO, hardware, peak_rss_mb, write_checkpoint
 
 from turborank.tokenization import PairEncoding
 
-__all__ = ["TURBO", "hardware", "pairs_of_lengths", "turbo_checkpoint"]
+__all__ = ["TURBO", "hardware", "peak_rss_mb", "pairs_of_lengths", "turbo_checkpoint"]
 
 
 def turbo_checkpoint(directory: Path) -> Path:
