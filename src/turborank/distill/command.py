@@ -192,9 +192,9 @@ def collect_groups(args: argparse.Namespace, k_negatives: int) -> tuple[list, li
             f"{len(found):,} queries of {directory} ({args.split} qrels), negatives from {candidates}"
         )
     for path in args.pseudo_queries:
-        from ..eval.data import _read_corpus  # the corpus alone: no queries or qrels are read
+        from ..eval.data import read_corpus  # the corpus alone: no queries or qrels are read
 
-        found = groups_from_pseudo_queries(_read_corpus(Path(path)), args.num_pseudo, k_negatives, args.seed)
+        found = groups_from_pseudo_queries(read_corpus(Path(path)), args.num_pseudo, k_negatives, args.seed)
         groups += found
         sources.append(f"{len(found):,} ICT pseudo-queries over {path} (unlabeled text), BM25 negatives")
     return groups, sources

@@ -36,7 +36,7 @@ import torch
 from ..eval.bm25 import BM25Index
 
 # The corpus reader alone: the pools' queries and qrels are evaluation sets and are never opened.
-from ..eval.data import Document, _read_corpus, load_beir
+from ..eval.data import Document, load_beir, read_corpus
 from ..eval.metrics import evaluate
 from .cache import EmbeddingCache, TeacherCache, score_groups
 from .data import (
@@ -92,7 +92,7 @@ def pool_corpus(data_dir: Path) -> dict[str, Document]:
     corpus: dict[str, Document] = {}
     seen: set[str] = set()
     for name in MSMARCO_POOLS:
-        for doc_id, doc in _read_corpus(data_dir / name / "corpus.jsonl").items():
+        for doc_id, doc in read_corpus(data_dir / name / "corpus.jsonl").items():
             if doc.text not in seen:
                 seen.add(doc.text)
                 corpus[doc_id] = doc

@@ -82,7 +82,7 @@ def load_beir(directory: str | Path, split: str = "test", keep_unjudged: bool = 
     directory = Path(directory)
     if not directory.is_dir():
         raise DatasetError(f"{directory}: no such dataset folder (expected a BEIR layout: corpus.jsonl, ...)")
-    corpus = _read_corpus(directory / "corpus.jsonl")
+    corpus = read_corpus(directory / "corpus.jsonl")
     queries = _read_queries(directory / "queries.jsonl")
     qrels_dir = directory / "qrels"
     if not qrels_dir.is_dir():
@@ -187,7 +187,8 @@ def top_k(run: Mapping[str, Mapping[str, float]], k: int) -> Run:
     return {qid: dict(ranked(docs)[:k]) for qid, docs in run.items()}
 
 
-def _read_corpus(path: Path) -> dict[str, Document]:
+def read_corpus(path: Path) -> dict[str, Document]:
+    """Read a BEIR corpus.jsonl (``_id``, ``title``, ``text``); errors name the file and line."""
     corpus = {}
     for number, row in _jsonl(path):
         text = row.get("text")
