@@ -8,30 +8,23 @@ from __future__ import annotations
 import platform
 import random
 import resource
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from turborank.checkpoint import save_checkpoint
+from turborank.distill.students import PRESETS
 from turborank.eval.report import cpu_model
 from turborank.model import JinaBertConfig, JinaBertForSequenceClassification
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZER_DIR = REPO / "tests" / "fixtures" / "small"  # WordPiece; its ids all fall inside the turbo vocab
 
-TURBO = JinaBertConfig(
-    vocab_size=61056, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
-)
+TURBO = PRESETS["turbo"]  # jina-reranker-v1-turbo-en: 6 x 384, 12 heads, GeGLU 1,536, vocab 61,056
 # A classic BERT cross-encoder of the same size, as sentence-transformers' CrossEncoder would run it.
-BERT_SAME_SHAPE = JinaBertConfig(
-    vocab_size=61056,
-    hidden_size=384,
-    num_hidden_layers=6,
-    num_attention_heads=12,
-    intermediate_size=1536,
-    feed_forward_type="original",
-    position_embedding_type="absolute",
-    max_position_embeddings=512,
+BERT_SAME_SHAPE = replace(
+    TURBO, feed_forward_type="original", position_embedding_type="absolute", max_position_embeddings=512
 )
 
 # Lower-case words that the WordPiece vocabulary keeps whole: one word, one token.
