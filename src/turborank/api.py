@@ -15,7 +15,7 @@ import torch
 from .backends import create_backend
 from .checkpoint import TOKENIZER_FILE, load_model, resolve_model_dir, weights_path
 from .chunking import LongDocuments, aggregate, chunk_pairs, resolve_long_documents
-from .engine import DEFAULT_MAX_BATCH_TOKENS, Engine
+from .engine import Engine, default_max_batch_tokens
 from .errors import InputError, ModelNotFoundError
 from .model import JinaBertForSequenceClassification
 from .tokenization import TRUNCATION_STRATEGIES, PairEncoding, PairTokenizer
@@ -117,7 +117,7 @@ class Reranker:
         *,
         device: torch.device | None = None,
         dtype: torch.dtype = torch.float32,
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_tokens: int | None = None,
         use_token_type_ids: bool | None = None,
         use_sdpa: bool = True,
         name: str = "model",
@@ -139,7 +139,7 @@ class Reranker:
             create_backend(backend, model, self.device, dtype, use_sdpa, source),
             tokenizer.pad_token_id,
             use_token_type_ids,
-            max_batch_tokens,
+            max_batch_tokens or default_max_batch_tokens(self.device),
         )
 
     @classmethod
@@ -151,7 +151,7 @@ class Reranker:
         *,
         revision: str | None = None,
         num_threads: int | None = None,
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_tokens: int | None = None,
         use_token_type_ids: bool | None = None,
         use_sdpa: bool = True,
         backend: str = "torch",
@@ -164,7 +164,8 @@ class Reranker:
             dtype: None (float32), "auto" (bf16/fp16 on CUDA, float32 on CPU), or an explicit dtype.
             revision: hub revision (branch, tag or commit).
             num_threads: CPU threads for torch (process-wide); None keeps torch's default.
-            max_batch_tokens: padded tokens per forward pass; bounds activation memory.
+            max_batch_tokens: padded tokens per forward pass; bounds activation memory (default:
+                2,048 on CPU, where small batches stay in cache, 16,384 on CUDA).
             use_token_type_ids: None picks what the model family was trained with.
             use_sdpa: fused attention (True) or the plain reference math (False).
             backend: "torch" (padded batches), "onnx" / "onnx-int8" (ONNX Runtime on the CPU, fp32 or

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from eval_helpers import SHARED_DATA, SMALL_MODEL, shared_dataset, write_beir
 
 from turborank.cli import main
@@ -53,4 +54,6 @@ def test_loco_suite_sweeps_max_length(tmp_path, capsys):
     runs = [read_trec_run(out / "runs" / f"small_{n}" / "longdoc-qmsum.test.trec") for n in (512, 2048, 8192)]
     for qid in queries:
         assert runs[0][qid]["m1"] != runs[1][qid]["m1"] != runs[2][qid]["m1"]
-        assert runs[0][qid]["m2"] == runs[1][qid]["m2"] == runs[2][qid]["m2"]
+        # Unchanged up to float rounding: batch composition (padding) differs between the three runs.
+        assert runs[0][qid]["m2"] == pytest.approx(runs[1][qid]["m2"], abs=1e-5)
+        assert runs[1][qid]["m2"] == pytest.approx(runs[2][qid]["m2"], abs=1e-5)

@@ -47,8 +47,9 @@ class ServerConfig:
     backend: str = _setting(
         "torch", "torch, onnx or onnx-int8 (ONNX Runtime on the CPU), or unpadded (variable-length, CUDA)"
     )
-    # 16k padded tokens is ~100 MB of activations on the turbo shape; larger batches add latency, not speed.
-    max_batch_tokens: int = _setting(16384, "padded tokens per forward pass (memory vs. per-batch latency)")
+    max_batch_tokens: int | None = _setting(
+        None, "padded tokens per forward pass (default: 2,048 on CPU, 16,384 on CUDA; memory vs. latency)"
+    )
     max_batch_size: int = _setting(256, "pairs per forward pass, whatever their length")
     # Pending tokens per model: 262k tokens is ~16 full batches, i.e. seconds of work on a CPU. Beyond it
     # new requests get 429 at once instead of waiting in an unbounded queue.
@@ -83,7 +84,7 @@ class ServerConfig:
             "max_documents",
             "max_body_bytes",
         ):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
 
     def api_keys(self) -> list[str]:
