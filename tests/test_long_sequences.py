@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from turborank import model as model_module
-from turborank.model import ATTENTION_BLOCK_ELEMENTS, AttentionBias, alibi_slopes
+from turborank.model import ATTENTION_BLOCK_ELEMENTS, ATTENTION_CACHE_ELEMENTS, AttentionBias, alibi_slopes
 
 
 @pytest.fixture(scope="module")
@@ -39,4 +39,6 @@ def test_bias_blocks_stay_within_a_constant_budget(length):
     assert block.numel() <= ATTENTION_BLOCK_ELEMENTS  # never a (nh, S, S) tensor once S is long
     assert block.shape == (1, 12, end - start, length)
     assert bias.block_rows * 12 * length <= ATTENTION_BLOCK_ELEMENTS
-    assert (bias._cache is None) == (bias.block_rows < length)  # long inputs rebuild blocks on demand
+    # Blocks are kept across layers up to ATTENTION_CACHE_ELEMENTS in all; 8k inputs rebuild them on demand.
+    assert (bias._cache is None) == (12 * length * length > ATTENTION_CACHE_ELEMENTS)
+    assert (bias._cache is None) == (length == 8192)

@@ -100,9 +100,13 @@ def test_blockwise_attention_equals_one_block(monkeypatch):
         whole = model(ids, mask)
         monkeypatch.setattr(model_module, "ATTENTION_BLOCK_ELEMENTS", 2 * 6 * 200 * 7)
         bias = AttentionBias(mask, 6, model.bert.alibi_slopes, torch.float32)
-        assert bias.block_rows == 7 and bias._cache is None  # 29 blocks, rebuilt per layer
-        blocked = model(ids, mask)
-    assert torch.allclose(whole, blocked, atol=1e-5)
+        assert bias.block_rows == 7 and len(bias._cache) == 29  # 29 blocks, kept for every layer
+        cached = model(ids, mask)
+        monkeypatch.setattr(model_module, "ATTENTION_CACHE_ELEMENTS", 0)
+        assert AttentionBias(mask, 6, model.bert.alibi_slopes, torch.float32)._cache is None
+        rebuilt = model(ids, mask)  # blocks rebuilt in each layer
+    assert torch.allclose(whole, cached, atol=1e-5)
+    assert torch.allclose(whole, rebuilt, atol=1e-5)
 
 
 def test_padding_does_not_change_a_pairs_logit():

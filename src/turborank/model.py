@@ -27,6 +27,9 @@ from torch import nn
 # One attention block holds at most this many score elements (B * nh * rows * S); longer inputs are
 # processed in blocks of query rows so memory grows linearly, not quadratically, with S.
 ATTENTION_BLOCK_ELEMENTS = 1 << 24
+# The bias is the same in every layer: its blocks are kept for the whole forward while they total at
+# most this many elements (256 MB in fp32), and rebuilt per layer beyond (8k-token inputs).
+ATTENTION_CACHE_ELEMENTS = 1 << 26
 
 
 @dataclass
@@ -122,7 +125,7 @@ class AttentionBias:
             (batch if self.key_mask is not None else 1) * (num_heads if slopes is not None else 1) * length
         )
         self.block_rows = max(1, min(length, ATTENTION_BLOCK_ELEMENTS // per_row))
-        self._cache = list(self._build()) if self.block_rows == length else None
+        self._cache = list(self._build()) if per_row * length <= ATTENTION_CACHE_ELEMENTS else None
 
     def _build(self) -> Iterator[tuple[int, int, torch.Tensor | None]]:
         for start in range(0, self.length, self.block_rows):
