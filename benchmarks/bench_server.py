@@ -69,7 +69,9 @@ def offline_pairs_per_second(model_dir: Path, requests: list[dict], args: argpar
 
 def start_server(model_dir: Path, port: int, args: argparse.Namespace, log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "turborank.cli", "serve", "--model", f"turbo={model_dir}"]
-    command += ["--port", str(port), "--device", "cpu", "--max-batch-tokens", str(args.max_batch_tokens)]
+    command += ["--port", str(port), "--device", "cpu"]
+    if args.max_batch_tokens:
+        command += ["--max-batch-tokens", str(args.max_batch_tokens)]
     command += ["--request-timeout", str(args.timeout)]
     if args.threads:
         command += ["--threads", str(args.threads)]
@@ -132,7 +134,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20, help="documents per request")
     parser.add_argument("--doc-tokens", type=int, default=150)
     parser.add_argument("--threads", type=int, default=None, help="torch threads, offline and server alike")
-    parser.add_argument("--max-batch-tokens", type=int, default=16384)
+    parser.add_argument("--max-batch-tokens", type=int, default=None, help="default: per device")
     parser.add_argument("--timeout", type=float, default=120.0, help="client timeout per request (s)")
     args = parser.parse_args()
 
