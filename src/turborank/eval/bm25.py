@@ -7,6 +7,7 @@ min(k, corpus size) candidates, as in the reference runs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ def _require() -> tuple[Any, Any]:
         import Stemmer  # noqa: PLC0415
     except ImportError as exc:
         raise ImportError(f"BM25 needs the eval extra: pip install 'turborank[eval]' ({exc})") from exc
+    # bm25s sets its own logger to DEBUG on import, which puts a line per index build into any
+    # application log configured at INFO (the distillation teacher builds one per group).
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
     return bm25s, Stemmer.Stemmer("english")
 
 
