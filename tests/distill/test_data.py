@@ -12,10 +12,12 @@ from turborank.distill.data import (
     Group,
     groups_from_beir,
     groups_from_candidates,
+    groups_from_keyword_queries,
     groups_from_pseudo_queries,
     groups_from_queries,
     groups_from_run,
     ict_example,
+    keyword_query,
     read_groups,
     split_sentences,
     write_groups,
@@ -133,6 +135,40 @@ def test_pseudo_queries_are_seeded() -> None:
     first = groups_from_pseudo_queries(CORPUS, n=3, k_negatives=2, seed=7)
     again = groups_from_pseudo_queries(CORPUS, n=3, k_negatives=2, seed=7)
     assert first == again
+
+
+def test_keyword_query_takes_rare_opening_words_in_order() -> None:
+    text = "Mastoidectomy removes infected mastoid cells. The surgery takes hours. Recovery is quick."
+    frequency = {"mastoidectomy": 1, "removes": 40, "infected": 3, "mastoid": 2, "cells": 30, "recovery": 2}
+    opening = ["mastoidectomy", "removes", "infected", "mastoid", "cells", "the", "surgery", "takes", "hours"]
+    rng = random.Random(0)
+    queries = [keyword_query(text, frequency, 1000, rng) for _ in range(200)]
+    for query in queries:
+        words = query.removeprefix("what is ").removeprefix("what are ").split()
+        words = [w for w in words if w not in {"how", "why", "define", "who"}]
+        assert 2 <= len(words) <= 5
+        assert all(w in opening for w in words), query  # the third sentence is never used
+        assert words == sorted(words, key=opening.index)  # text order
+        assert "removes" not in words and "cells" not in words  # in more than 2% of the documents
+        assert "the" not in words  # stopword
+    rare = sum("mastoidectomy" in q for q in queries)
+    assert rare > sum("surgery" in q for q in queries) / 2  # not in the table: df 0, rarest of all
+    assert keyword_query("The cat.", {}, 10, rng) is None
+    assert keyword_query(text, frequency, 1000, random.Random(5)) == keyword_query(
+        text, frequency, 1000, random.Random(5)
+    )
+
+
+def test_keyword_query_groups_keep_documents_whole_and_unlabelled() -> None:
+    groups = groups_from_keyword_queries(CORPUS, n=5, group_size=3, seed=0, top=1, depth=5)
+    assert len(groups) == 5
+    for group in groups:
+        source = group.qid.removeprefix("kw-")
+        assert source in group.doc_ids and len(set(group.doc_ids)) == 3
+        assert group.doc_texts == [CORPUS[d].full_text for d in group.doc_ids]
+        assert group.labels == [None, None, None] and group.source == "keywords"
+    assert groups == groups_from_keyword_queries(CORPUS, n=5, group_size=3, seed=0, top=1, depth=5)
+    assert groups_from_keyword_queries(CORPUS, n=5, group_size=9) == []  # corpus smaller than a group
 
 
 def test_groups_from_queries_are_teacher_only() -> None:

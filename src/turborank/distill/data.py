@@ -8,7 +8,10 @@ Sources:
     Cloze Task (Lee et al. 2019, https://arxiv.org/abs/1906.00300) takes a sentence out of its
     passage as the query and keeps the rest as the positive; title-as-query takes a document's title
     as the query and its body as the positive;
-  * queries without judgments against a corpus (``groups_from_queries``), labelled only by a teacher.
+  * queries without judgments against a corpus (``groups_from_queries``), labelled only by a teacher;
+  * keyword pseudo-queries (``groups_from_keyword_queries``): a few informative words of a passage's
+    opening, phrased like a web search, against BM25 candidates left untouched, labelled only by a
+    teacher (no edited positive the student could recognise by its form).
 
 Groups are stored as JSONL, one group per line:
 ``{"qid", "query", "source", "docs": [{"id", "text", "label", "teacher"}]}``.
@@ -17,6 +20,7 @@ Groups are stored as JSONL, one group per line:
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +33,9 @@ from ..eval.data import DatasetError, Document, Run, load_beir, read_trec_run
 PSEUDO_QUERY_METHODS = ("ict", "title")
 # A sentence boundary: end punctuation followed by white space (good enough for web and abstract text).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]+")
+# Openings of web-search queries (MS MARCO style); mostly none, since most searches are bare keywords.
+QUERY_OPENINGS = ("", "", "", "", "what is ", "what are ", "how ", "why ", "define ", "who ")
 # ICT queries shorter than this carry too little to retrieve with; longer ones read like passages.
 ICT_MIN_WORDS, ICT_MAX_WORDS = 4, 40
 
@@ -359,3 +366,96 @@ def _overlaps(text: str, query: str, positive: str) -> bool:
 def sample_groups(groups: Sequence[Group], n: int, seed: int = 0) -> list[Group]:
     """A seeded sample of at most n groups (all of them, shuffled, when there are fewer)."""
     return random.Random(seed).sample(list(groups), min(n, len(groups)))
+
+
+def keyword_query(
+    text: str, document_frequency: Mapping[str, int], num_documents: int, rng: random.Random
+) -> str | None:
+    """A web-search-like pseudo-query: 2-5 informative words of the passage's opening, in text order.
+
+    Words in more than 2% of the documents are left out and the rest drawn without replacement with
+    probability proportional to IDF cubed, so a query names what the passage is about rather than its
+    filler words. None when the opening has fewer than two such words.
+    """
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    opening = " ".join(split_sentences(text)[:2])
+    words = [w.lower() for w in _WORD.findall(opening)]
+    common = max(1.0, 0.02 * num_documents)  # a word is in its own passage at least
+    content = [
+        w
+        for w in dict.fromkeys(words)
+        if len(w) > 2 and w not in STOPWORDS_EN_PLUS and document_frequency.get(w, 0) <= common
+    ]
+    if len(content) < 2:
+        return None
+    weights = [math.log((1 + num_documents) / (1 + document_frequency.get(w, 0))) ** 3 for w in content]
+    chosen: set[int] = set()
+    for _ in range(rng.randint(2, min(5, len(content)))):
+        left = [i for i in range(len(content)) if i not in chosen]
+        chosen.add(rng.choices(left, [weights[i] for i in left])[0])
+    return rng.choice(QUERY_OPENINGS) + " ".join(content[i] for i in sorted(chosen))
+
+
+def groups_from_keyword_queries(
+    corpus: Mapping[str, Document],
+    n: int,
+    group_size: int = 8,
+    seed: int = 0,
+    index: BM25Index | None = None,
+    source: str = "keywords",
+    top: int = 4,
+    depth: int = 30,
+) -> list[Group]:
+    """Keyword pseudo-query groups over an unlabeled corpus, for a teacher to label.
+
+    Each group is the query's BM25 top ``top`` plus a seeded sample of ranks ``top+1..depth`` (easy
+    and hard documents both, so the student sees the teacher's whole scale), with the source passage
+    always present. Documents keep their own text and every label is unknown (None).
+
+    Args:
+        corpus: doc id -> Document.
+        n: groups to make (fewer when the corpus has fewer usable passages).
+        group_size: documents per group.
+        seed: seeds the passage sample, the query words and the candidate sample.
+        index: a BM25 index of ``corpus`` to reuse; built when None.
+        source: tag stored in each group.
+        top: leading BM25 ranks always kept.
+        depth: BM25 ranks the rest of the group is sampled from.
+    """
+    rng = random.Random(seed)
+    document_frequency: dict[str, int] = {}
+    for doc in corpus.values():
+        for word in {w.lower() for w in _WORD.findall(doc.full_text)}:
+            document_frequency[word] = document_frequency.get(word, 0) + 1
+    queries: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for doc_id in rng.sample(sorted(corpus), len(corpus)):
+        if len(queries) == n:
+            break
+        query = keyword_query(corpus[doc_id].full_text, document_frequency, len(corpus), rng)
+        if query is not None:
+            qid = f"kw-{doc_id}"
+            queries[qid], sources[qid] = query, doc_id
+    index = index or BM25Index.build(corpus)
+    run = index.search(queries, k=depth)
+    groups = []
+    for qid in sorted(queries):
+        ranked = [d for d, _ in sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))]
+        if sources[qid] not in ranked:
+            ranked.insert(0, sources[qid])
+        if len(ranked) < group_size:
+            continue
+        rest = ranked[top:]
+        doc_ids = ranked[:top] + rng.sample(rest, group_size - top)
+        groups.append(
+            Group(
+                qid,
+                queries[qid],
+                doc_ids,
+                [corpus[d].full_text for d in doc_ids],
+                [None] * group_size,
+                source=source,
+            )
+        )
+    return groups
