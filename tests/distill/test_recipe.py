@@ -1,4 +1,4 @@
-"""Default-model recipe pieces that run without the shared data: the linear-probe head init."""
+"""Default-model recipe pieces that run without the shared data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from turborank.checkpoint import load_model
 from turborank.distill.data import Group
-from turborank.distill.recipe import TeacherScorer, dev_subset, fit_head
+from turborank.distill.recipe import TeacherScorer, dev_subset, fit_head, nfcorpus_train_queries
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "small"
 WORDS = ["cat", "dog", "bird", "fish", "tree", "house", "car", "road", "river", "city"]
@@ -67,3 +67,15 @@ def test_teacher_scorer_wraps_a_teacher_for_the_eval_harness() -> None:
     scorer = TeacherScorer(Fixed())
     assert scorer.identity == "fixed:v1" and scorer.concurrency == 1
     assert scorer.score("q", ("ab", "c")) == [2.0, 1.0]
+
+
+def test_nfcorpus_training_queries_come_from_train_and_dev_only(tmp_path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "train.titles.queries").write_text("PLAIN-1\tstatins and cancer\nPLAIN-2\t\n")
+    (raw / "dev.titles.queries").write_text("PLAIN-3\tdaniel fast\n")
+    (raw / "test.titles.queries").write_text("PLAIN-4\tevaluation only\n")
+    assert nfcorpus_train_queries(tmp_path) == {
+        "nfcorpus-train-PLAIN-1": "statins and cancer",
+        "nfcorpus-dev-PLAIN-3": "daniel fast",
+    }

@@ -5,16 +5,20 @@
 Steps (each resumable: files in ``--work`` are reused, the teacher cache skips scored groups, and
 training resumes from its saved state):
 
-1. Training groups from ALLOWED data only (``../shared/data``): SciFact train queries, WikiQA train
-   questions, and LLM-free pseudo-queries over corpora used as unlabeled text - Inverse Cloze Task
-   sentences of the MS MARCO passages pooled in the TREC DL19/DL21 and MS MARCO-dev folders, and
-   SciFact titles. Evaluation queries and qrels (SciFact test, NFCorpus test, DL19, DL21, MS MARCO dev,
-   QMSum test, Llama 2 QA) are never read. A slice of the SciFact train queries and of the WikiQA
-   train questions is held out as the dev set.
+1. Training groups from ALLOWED data only (``../shared/data``), 8 documents each: SciFact train
+   claims (BM25 train run, labelled) and WikiQA train questions (their candidate lists, labelled);
+   WikiQA train questions against the MS MARCO passages pooled in the TREC DL19/DL21 and MS MARCO-dev
+   folders and NFCorpus train/dev queries against the NFCorpus corpus (BM25 top 8, teacher-labelled);
+   and LLM-free keyword pseudo-queries over those MS MARCO passages, the SciFact corpus and the
+   NFCorpus corpus (teacher-labelled), which make up most of the data. Evaluation queries and qrels
+   (SciFact test, NFCorpus test, DL19, DL21, MS MARCO dev, QMSum test, Llama 2 QA) are never read;
+   their corpora serve as unlabeled text. A slice of the SciFact train claims and of the WikiQA train
+   questions is held out as the dev set.
 2. The hybrid teacher's BM25 weight is chosen on that dev set (never on evaluation sets).
 3. Every training group is scored by the teacher into an sqlite cache (embeddings cached too).
-4. The ``minilm`` student (6 x 384, all-MiniLM-L6-v2 weights) is trained with listwise KL and
-   the best dev checkpoint is written to ``--out`` (bf16, published layout).
+4. The ``minilm`` student (6 x 384, all-MiniLM-L6-v2 weights, absolute positions) gets a linear-probe
+   head, is trained one epoch with listwise KL (plus LCE on the labelled groups), and the best dev
+   checkpoint is written to ``--out`` (bf16, published layout).
 
 Uses a GPU when one is present (TrainConfig.device="auto"); the CPU numbers in the model card come
 from the 2-core CPU it was trained on.
@@ -43,6 +47,7 @@ from .data import (
     Group,
     groups_from_beir,
     groups_from_candidates,
+    groups_from_keyword_queries,
     groups_from_pseudo_queries,
     groups_from_queries,
     read_groups,
@@ -56,6 +61,7 @@ REPO = Path(__file__).resolve().parents[3]
 SHARED_DATA = REPO.parent / "shared" / "data"
 # Corpora of MS MARCO passages, read as unlabeled text only (their queries and qrels are evaluation sets).
 MSMARCO_POOLS = ("trec-dl19-passage-rerank", "trec-dl21-passage-rerank", "msmarco-dev-600q-bm25top20")
+NFCORPUS = "nfcorpus-original-preprocessed"
 
 
 @dataclass
@@ -64,22 +70,26 @@ class RecipeConfig:
     work_dir: Path = Path("runs/default")  # groups, caches, training state and log
     out_dir: Path = Path("src/turborank/default_model")
     seed: int = 0
-    k_negatives: int = 5  # negatives per group; 6 documents per group keeps CPU training affordable
-    # ICT / title pseudo-queries over the MS MARCO pools and SciFact: off in the shipped model. Their
-    # positive is the only passage missing a sentence (or a title), a format shortcut that a student
-    # trained for a few hundred steps learns instead of relevance (first run: DL19 NDCG@10 0.19).
+    k_negatives: int = 7  # documents per group = 1 + k_negatives
+    # Keyword pseudo-queries (data.groups_from_keyword_queries) per unlabeled corpus: the bulk of the
+    # training queries, since the allowed labelled sets hold only a few thousand questions.
+    n_keywords_msmarco: int = 28_000
+    n_keywords_scifact: int = 4_000
+    n_keywords_nfcorpus: int = 1_000
+    # ICT / title pseudo-queries: off in the shipped model. Their positive is the only passage missing
+    # a sentence (or a title), a format shortcut that a student learns instead of relevance (a first
+    # run on them: DL19 NDCG@10 0.19).
     n_ict: int = 0
     n_title: int = 0
-    n_wikiqa_pool: int = 500  # WikiQA train questions against the MS MARCO passage pools (teacher-labelled)
+    n_wikiqa_pool: int = 2_118  # WikiQA train questions against the MS MARCO passage pools
     n_train: int | None = None  # groups trained on (a prefix of the seeded shuffle of all sources); None: all
     dev_scifact: int = 60  # SciFact train queries held out for dev (BM25 top 16 each)
     dev_wikiqa: int = 120  # WikiQA train questions held out for dev (their candidate lists)
     bm25_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)  # teacher settings tried on the dev set
     cosine_scale: float = 20.0
     position: str = "absolute"  # student positions: absolute (MiniLM's own table) or alibi
-    max_steps: int | None = None  # None: one epoch (8 groups per optimizer step)
-    # One torch thread: on 2 cores shared with other jobs, 2 threads ran 6x slower (spin-waiting).
-    num_threads: int | None = 1
+    max_steps: int | None = None  # None: one epoch
+    num_threads: int | None = None  # torch CPU threads; None: torch's default (every core)
     # bf16 autocast on the CPU too: on CPUs with AMX / AVX512-BF16 a training step is ~1.6x faster.
     cpu_bf16: bool = True
     probe_groups: int = 400  # groups for the linear-probe head init (0: keep the random head)
@@ -120,25 +130,59 @@ def build_groups(config: RecipeConfig) -> tuple[list[Group], list[Group]]:
 
     pool = pool_corpus(data)
     pool_index = BM25Index.build(pool)
+    scifact_corpus = load_beir(scifact, "train").corpus
+    nfcorpus = data / NFCORPUS
+    nfcorpus_corpus = read_corpus(nfcorpus / "corpus.jsonl")
+    nfcorpus_index = BM25Index.build(nfcorpus_corpus)
     ict, titles = [], []
     if config.n_ict:
         ict = groups_from_pseudo_queries(
             pool, config.n_ict, k, seed, method="ict", index=pool_index, source="ict:msmarco-pools"
         )
     if config.n_title:
-        scifact_corpus = load_beir(scifact, "train").corpus
         titles = groups_from_pseudo_queries(
             scifact_corpus, config.n_title, k, seed, method="title", source="title:scifact"
         )
+    keywords = [
+        *groups_from_keyword_queries(
+            pool, config.n_keywords_msmarco, 1 + k, seed, pool_index, "keywords:msmarco-pools"
+        ),
+        *groups_from_keyword_queries(
+            scifact_corpus, config.n_keywords_scifact, 1 + k, seed, source="keywords:scifact-corpus"
+        ),
+        *groups_from_keyword_queries(
+            nfcorpus_corpus, config.n_keywords_nfcorpus, 1 + k, seed, nfcorpus_index, "keywords:nfcorpus"
+        ),
+    ]
     questions = _wikiqa_questions(wikiqa_path, exclude=dev_questions)
     sample = dict(rng.sample(sorted(questions.items()), min(config.n_wikiqa_pool, len(questions))))
     wikiqa_pool = groups_from_queries(
         sample, pool, k=1 + k, index=pool_index, source="wikiqa-questions:msmarco-pools"
     )
+    nfcorpus_questions = groups_from_queries(
+        nfcorpus_train_queries(nfcorpus),
+        nfcorpus_corpus,
+        k=1 + k,
+        index=nfcorpus_index,
+        source="nfcorpus-train-dev-queries:nfcorpus",
+    )
 
-    train = [g for g in scifact_train + wikiqa_train + ict + titles + wikiqa_pool if len(g.doc_ids) == 1 + k]
+    sources = scifact_train + wikiqa_train + ict + titles + keywords + wikiqa_pool + nfcorpus_questions
+    train = [g for g in sources if len(g.doc_ids) == 1 + k]
     rng.shuffle(train)
     return train, dev
+
+
+def nfcorpus_train_queries(nfcorpus: Path) -> dict[str, str]:
+    """NFCorpus's train and dev queries (raw/*.titles.queries); its test queries are evaluation only."""
+    queries = {}
+    for split in ("train", "dev"):
+        with (nfcorpus / "raw" / f"{split}.titles.queries").open(encoding="utf-8") as handle:
+            for line in handle:
+                qid, _, text = line.rstrip("\n").partition("\t")
+                if text.strip():
+                    queries[f"nfcorpus-{split}-{qid}"] = text
+    return queries
 
 
 def _cut(group: Group, n: int) -> Group:
@@ -161,7 +205,18 @@ def data_key(config: RecipeConfig) -> str:
     """Short hash of the settings that decide the training and dev groups."""
     import hashlib
 
-    fields = ("seed", "k_negatives", "n_ict", "n_title", "n_wikiqa_pool", "dev_scifact", "dev_wikiqa")
+    fields = (
+        "seed",
+        "k_negatives",
+        "n_keywords_msmarco",
+        "n_keywords_scifact",
+        "n_keywords_nfcorpus",
+        "n_ict",
+        "n_title",
+        "n_wikiqa_pool",
+        "dev_scifact",
+        "dev_wikiqa",
+    )
     text = json.dumps({f: getattr(config, f) for f in fields}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
@@ -240,15 +295,17 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
         max_steps=config.max_steps,
         seed=config.seed,
         num_threads=config.num_threads,
-        lr=1e-4,  # after the linear probe; few steps, so higher than usual for fine-tuning
-        supervised_weight=0.3,  # LCE on human/pseudo positives, next to the listwise KL to the teacher
-        max_length=160,  # MS MARCO passages fit; SciFact abstracts keep title and opening
+        lr=4e-5,
+        warmup_ratio=0.05,
+        supervised_weight=0.3,  # LCE on human positives (SciFact, WikiQA), next to the listwise KL
+        max_length=192,  # MS MARCO passages fit; SciFact abstracts keep title and opening
         batch_groups=4,
-        grad_accum=2,
-        freeze_word_embeddings=True,  # keeps MiniLM's vocabulary intact on little data; cheaper steps
-        eval_every=64,
-        save_every=20,
-        log_every=5,
+        grad_accum=1,
+        freeze_word_embeddings=True,  # keeps MiniLM's vocabulary intact; skips half the parameters' updates
+        dropout=0.0,  # no random masks: cheaper CPU steps; one epoch over varied data barely overfits
+        eval_every=1000,
+        save_every=200,
+        log_every=20,
         dev_max_docs=10,
         extra={"recipe": _jsonable(asdict(config)), "teacher": teacher_info},
     )
@@ -408,7 +465,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at INFO
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     config = RecipeConfig(
         data_dir=args.data,
