@@ -110,6 +110,24 @@ def test_learning_rate_warms_up_then_decays():
     assert learning_rate(4, 10, cfg) == pytest.approx(0.5 * (1 + 2**-0.5))
 
 
+def test_cpu_bf16_forward_passes_see_the_updated_weights(tmp_path):
+    """Regression: one autocast context around the loop kept the first step's bf16 weights forever."""
+    groups = make_groups(8)
+    model = load_model(SMALL)
+    stale = []
+
+    def check_classifier(module, inputs, output):
+        assert output.dtype == torch.bfloat16  # autocast is on for the forward pass
+        with torch.autocast("cpu", enabled=False):
+            expected = torch.nn.functional.linear(inputs[0].float(), module.weight, module.bias)
+        stale.append(not torch.allclose(output.float(), expected, rtol=0.05, atol=0.05))
+
+    model.classifier.register_forward_hook(check_classifier)
+    train(model.train(), SMALL, groups, config(tmp_path, max_steps=6, lr=0.05, cpu_bf16=True))
+    assert len(stale) == 6 and not any(stale)
+    assert not torch.is_autocast_enabled("cpu")  # nothing left switched on
+
+
 def test_schedule_is_seeded_and_length_bucketed():
     lengths = torch.tensor([5, 50, 6, 49, 7, 48, 8, 47]).numpy()
     a = batch_schedule(lengths, batch_groups=2, epochs=2, bucket_batches=4, seed=1)

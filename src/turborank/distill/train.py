@@ -15,7 +15,6 @@ exists resumes from its last saved step and replays the same seeded batch order.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -74,7 +73,9 @@ class TrainConfig:
     # attention take the fused SDPA path and skips the random masks: ~1.5x faster on CPU. Not saved.
     dropout: float | None = None
     seed: int = 0  # model dropout, data order
-    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU, where fp32 is faster)
+    bf16: bool = True  # bf16 autocast of the forward passes on CUDA
+    # bf16 autocast on the CPU too: ~1.6x faster steps on CPUs with AMX or AVX512-BF16, slower elsewhere.
+    cpu_bf16: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int | None = None  # torch CPU threads; None keeps torch's default (all cores)
     eval_every: int = 200  # optimizer steps between dev evaluations (and best-checkpoint checks)
@@ -223,6 +224,17 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def forward_autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
+    """A fresh bf16 autocast context for one forward pass (disabled unless the config asks for it).
+
+    Enter one per forward pass, never one around the loop: autocast keeps the bf16 copy of every
+    weight until its outermost context exits, so a context held across optimizer steps keeps running
+    the weights it first cast and the student trains blind (the first default-model runs did).
+    """
+    enabled = config.bf16 if device.type == "cuda" else config.cpu_bf16
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def set_dropout(model: torch.nn.Module, p: float) -> None:
@@ -394,7 +406,8 @@ def train(
         if dev_pairs is None:
             save_checkpoint(model, Path(tokenizer_dir), out_dir)  # no dev set: the latest model is the output
             return
-        score = dev_ndcg(model, tokenizer, dev, dev_pairs, device, use_types)
+        with forward_autocast(device, config):
+            score = dev_ndcg(model, tokenizer, dev, dev_pairs, device, use_types)
         improved = score > best
         if improved:
             best = score
@@ -405,11 +418,6 @@ def train(
     if step == 0 and dev_pairs is not None:
         evaluate_and_keep_best()  # the initial model is a candidate too (and a baseline in the log)
 
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda" and config.bf16
-        else contextlib.nullcontext()
-    )
     # CPU training takes the plain attention path: the backward of torch's fused CPU attention
     # (flash kernel) was 53% of a MiniLM step, and plain matmul + softmax made the step 1.7x faster
     # (bf16, 32 x 128 tokens, 2 cores). CUDA keeps the fused kernels.
@@ -425,7 +433,7 @@ def train(
             for micro in range(config.grad_accum):
                 index = schedule[step * config.grad_accum + micro]
                 batch = collate([p for g in index for p in data.pairs[g]], tokenizer.pad_token_id, use_types)
-                with autocast:
+                with forward_autocast(device, config):
                     logits = model(
                         batch.input_ids.to(device),
                         batch.attention_mask.to(device),
