@@ -40,6 +40,15 @@ def test_collate_pads_right_and_zeroes_type_ids_when_asked():
     assert batch.num_tokens == 4
 
 
+def test_collate_rounds_the_length_up_to_a_multiple():
+    encodings = [PairEncoding([1, 2, 3], [0, 0, 1]), PairEncoding([4], [0])]
+    batch = collate(encodings, pad_token_id=9, use_token_type_ids=True, pad_to_multiple=4)
+    assert batch.input_ids.tolist() == [[1, 2, 3, 9], [4, 9, 9, 9]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
+    assert batch.num_tokens == 4  # padding is not counted as tokens
+    assert collate(encodings, 9, True, pad_to_multiple=3).input_ids.shape == (2, 3)
+
+
 class RecordingBackend:
     """Scores a pair by its first token and length; records the batch shapes it saw."""
 

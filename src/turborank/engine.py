@@ -41,8 +41,11 @@ class Batch:
         return int(self.attention_mask.sum())
 
 
-def collate(encodings: Sequence[PairEncoding], pad_token_id: int, use_token_type_ids: bool) -> Batch:
+def collate(
+    encodings: Sequence[PairEncoding], pad_token_id: int, use_token_type_ids: bool, pad_to_multiple: int = 1
+) -> Batch:
     length = max(len(e) for e in encodings)
+    length = -(-length // pad_to_multiple) * pad_to_multiple
     ids = torch.full((len(encodings), length), pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(encodings), length), dtype=torch.long)
     types = torch.zeros((len(encodings), length), dtype=torch.long)

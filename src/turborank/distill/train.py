@@ -422,6 +422,10 @@ def train(
     # (flash kernel) was 53% of a MiniLM step, and plain matmul + softmax made the step 1.7x faster
     # (bf16, 32 x 128 tokens, 2 cores). CUDA keeps the fused kernels.
     use_sdpa = device.type == "cuda"
+    # oneDNN builds kernels per tensor shape on the CPU: with every length from 1 to max_length the
+    # process grew ~0.3 GB a minute and ran at 26-40 pairs/s; lengths rounded up to 16 keep the
+    # number of shapes small.
+    pad_multiple = 1 if device.type == "cuda" else 16
     progress = _progress(total_steps, step, config.progress)
     window_loss, window_pairs, window_time = 0.0, 0, 0.0  # training time only, evaluation excluded
     try:
@@ -432,7 +436,8 @@ def train(
                 param_group["lr"] = lr
             for micro in range(config.grad_accum):
                 index = schedule[step * config.grad_accum + micro]
-                batch = collate([p for g in index for p in data.pairs[g]], tokenizer.pad_token_id, use_types)
+                pairs = [p for g in index for p in data.pairs[g]]
+                batch = collate(pairs, tokenizer.pad_token_id, use_types, pad_multiple)
                 with forward_autocast(device, config):
                     logits = model(
                         batch.input_ids.to(device),
