@@ -23,6 +23,7 @@ from .tokenization import TRUNCATION_STRATEGIES, PairEncoding, PairTokenizer
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+DEFAULT_MODEL_NAME = "turborank-default"  # how the shipped model names itself (info, server, eval labels)
 MAX_QUERY_TOKENS = 512  # the query's own cap under only_second truncation (at most half of max_length)
 
 DTYPES = {
@@ -177,10 +178,12 @@ class Reranker:
         """
         if num_threads is not None:
             torch.set_num_threads(num_threads)
+        name = DEFAULT_MODEL_NAME if name_or_path is None else str(name_or_path)
         if name_or_path is None:
             if not (DEFAULT_MODEL_DIR / "config.json").is_file():
                 raise ModelNotFoundError(
-                    "this turborank install ships no default model: pass a checkpoint directory or hub id"
+                    f"the default model is missing from {DEFAULT_MODEL_DIR} (a broken install?): reinstall "
+                    "turborank, or pass a checkpoint directory or hub id"
                 )
             name_or_path = DEFAULT_MODEL_DIR
         directory = resolve_model_dir(name_or_path, revision)
@@ -195,7 +198,7 @@ class Reranker:
             max_batch_tokens=max_batch_tokens,
             use_token_type_ids=use_token_type_ids,
             use_sdpa=use_sdpa,
-            name=str(name_or_path),
+            name=name,
             source=directory,
             backend=backend,
         )

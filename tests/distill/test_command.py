@@ -82,3 +82,24 @@ def test_recipe_flag_runs_the_default_model_recipe(monkeypatch, tmp_path):
     monkeypatch.setattr(recipe, "main", calls.append)
     assert main(["distill", "--recipe", "default", "--out", str(tmp_path / "m"), "--seed", "3"]) == 0
     assert calls == [["--out", str(tmp_path / "m"), "--seed", "3"]]
+
+
+def test_pseudo_query_sources_by_method(tmp_path):
+    import pytest
+
+    pytest.importorskip("bm25s")
+    from turborank.distill.command import collect_groups
+
+    topics = ["volcano lava eruption", "violin string bow", "glacier ice melting", "comet orbit tail"]
+    rows = [
+        {"_id": f"d{i}", "title": "", "text": f"The {t} story number {i}. More about {t} follows here today."}
+        for i, t in enumerate(topics * 3)
+    ]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = ["distill", "--out", "x", "--pseudo-queries", str(corpus), "--num-pseudo", "5"]
+    keywords, sources = collect_groups(build_parser().parse_args(base), k_negatives=3)
+    assert len(keywords) == 5 and "5 keywords pseudo-queries" in sources[0]
+    assert all(g.labels == [None] * 4 and g.qid.startswith("kw-") for g in keywords)
+    ict, sources = collect_groups(build_parser().parse_args([*base, "--pseudo-method", "ict"]), 3)
+    assert ict and all(g.labels[0] == 1 for g in ict) and "ict pseudo-queries" in sources[0]

@@ -1,6 +1,6 @@
 """``turborank distill``: data builders, a teacher and its score cache, a student and the trainer, glued.
 
-Steps: collect training groups (JSONL files, BEIR training splits, ICT pseudo-queries over unlabeled
+Steps: collect training groups (JSONL files, BEIR training splits, pseudo-queries over unlabeled
 corpora); score them with the teacher into an sqlite cache (resumable, keyed by query and document
 id, tied to the teacher's identity); build the student; train it (resumable); write the model card.
 Every ``TrainConfig`` field is a flag of the same name (``--batch-groups`` sets ``batch_groups``),
@@ -83,10 +83,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="CORPUS",
-        help="corpus.jsonl: ICT pseudo-queries",
+        help="corpus.jsonl of unlabeled text to draw LLM-free pseudo-queries from (needs a teacher)",
     )
     data.add_argument(
         "--num-pseudo", type=int, default=1000, help="pseudo-queries per corpus (default: 1000)"
+    )
+    data.add_argument(
+        "--pseudo-method",
+        choices=("keywords", "ict", "title"),
+        default="keywords",
+        help="keywords (default): rare words of a passage's opening, documents left whole; ict: a sentence "
+        "taken out of its passage; title: a document's title for its body",
     )
     data.add_argument("--dev", default=None, metavar="JSONL", help="dev groups with labels (best checkpoint)")
     teacher = p.add_argument_group("teacher (one; none when the groups carry teacher scores)")
@@ -177,7 +184,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 def collect_groups(args: argparse.Namespace, k_negatives: int) -> tuple[list, list[str]]:
     """Training groups from every source flag, and one card line per source."""
-    from .data import groups_from_beir, groups_from_pseudo_queries, read_groups
+    from .data import groups_from_beir, groups_from_keyword_queries, groups_from_pseudo_queries, read_groups
 
     groups, sources = [], []
     for path in args.groups:
@@ -194,9 +201,17 @@ def collect_groups(args: argparse.Namespace, k_negatives: int) -> tuple[list, li
     for path in args.pseudo_queries:
         from ..eval.data import read_corpus  # the corpus alone: no queries or qrels are read
 
-        found = groups_from_pseudo_queries(read_corpus(Path(path)), args.num_pseudo, k_negatives, args.seed)
+        corpus = read_corpus(Path(path))
+        if args.pseudo_method == "keywords":
+            found = groups_from_keyword_queries(corpus, args.num_pseudo, 1 + k_negatives, args.seed)
+        else:
+            found = groups_from_pseudo_queries(
+                corpus, args.num_pseudo, k_negatives, args.seed, method=args.pseudo_method
+            )
         groups += found
-        sources.append(f"{len(found):,} ICT pseudo-queries over {path} (unlabeled text), BM25 negatives")
+        sources.append(
+            f"{len(found):,} {args.pseudo_method} pseudo-queries over {path} (unlabeled text), BM25 docs"
+        )
     return groups, sources
 
 

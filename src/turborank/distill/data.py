@@ -373,15 +373,15 @@ def keyword_query(
 ) -> str | None:
     """A web-search-like pseudo-query: 2-5 informative words of the passage's opening, in text order.
 
-    Words in more than 2% of the documents are left out and the rest drawn without replacement with
-    probability proportional to IDF cubed, so a query names what the passage is about rather than its
-    filler words. None when the opening has fewer than two such words.
+    Words in more than 2% of the documents (and in more than 3) are left out and the rest drawn
+    without replacement with probability proportional to IDF cubed, so a query names what the passage
+    is about rather than its filler words. None when the opening has fewer than two such words.
     """
     from bm25s.stopwords import STOPWORDS_EN_PLUS
 
     opening = " ".join(split_sentences(text)[:2])
     words = [w.lower() for w in _WORD.findall(opening)]
-    common = max(1.0, 0.02 * num_documents)  # a word is in its own passage at least
+    common = max(3.0, 0.02 * num_documents)  # small corpora: a few documents sharing a word is still rare
     content = [
         w
         for w in dict.fromkeys(words)
