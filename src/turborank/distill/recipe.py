@@ -31,7 +31,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -334,8 +334,8 @@ def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: d
     sources = Counter(g.source for g in groups)
     data = [f"{source}: {count:,} groups" for source, count in sorted(sources.items())]
     data.append(
-        "unlabeled text: the MS MARCO passages of " + ", ".join(MSMARCO_POOLS) + " and the SciFact corpus "
-        "(their evaluation queries and qrels never read)"
+        "unlabeled text: the MS MARCO passages of " + ", ".join(MSMARCO_POOLS) + ", the SciFact corpus and "
+        "the NFCorpus corpus (their evaluation queries and qrels never read)"
     )
     card = model_card(
         "turborank default model",
@@ -369,10 +369,13 @@ class TeacherScorer:
         return self.teacher.score(query, list(documents))
 
 
-def evaluate_teacher(config: RecipeConfig, datasets: list[str], output_dir: Path) -> list[dict]:
+def evaluate_teacher(
+    config: RecipeConfig, datasets: list[str], output_dir: Path, k: int | None = None
+) -> list[dict]:
     """The chosen teacher reranking each dataset's first stage with the eval harness (reporting only).
 
-    The teacher's settings come from ``teacher.json`` (chosen on the dev set by ``prepare``).
+    The teacher's settings come from ``teacher.json`` (chosen on the dev set by ``prepare``); ``k``
+    overrides each dataset's number of candidates (to match a student evaluated on fewer).
     """
     from ..eval.cache import ScoreCache
     from ..eval.runner import evaluate_dataset
@@ -391,6 +394,8 @@ def evaluate_teacher(config: RecipeConfig, datasets: list[str], output_dir: Path
     records = []
     for name in datasets:
         spec = dataset_spec(Path(config.data_dir) / name)
+        if k is not None:
+            spec = replace(spec, k=k)
         for record in evaluate_dataset(spec, [TeacherScorer(teacher)], cache, output_dir):
             records.append(record.to_dict())
             log.info("%s %s %s", name, record.system, record.measures)
@@ -461,6 +466,7 @@ def main(argv: list[str] | None = None) -> None:
         help="'data' stops before training; 'teacher-eval' measures the chosen teacher on --datasets",
     )
     parser.add_argument("--datasets", nargs="*", default=[], help="folders under --data for teacher-eval")
+    parser.add_argument("--k", type=int, default=None, help="teacher-eval: candidates per query")
     parser.add_argument("--position", choices=("absolute", "alibi"), default=RecipeConfig.position)
     parser.add_argument("--max-steps", type=int, default=RecipeConfig.max_steps, help="optimizer steps")
     parser.add_argument(
@@ -479,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
         train=overrides,
     )
     if args.stage == "teacher-eval":
-        evaluate_teacher(config, args.datasets, Path(config.work_dir) / "teacher-eval")
+        evaluate_teacher(config, args.datasets, Path(config.work_dir) / "teacher-eval", args.k)
     else:
         run(config, args.stage)
 
