@@ -136,11 +136,12 @@ class Reranker:
         if use_token_type_ids is None:
             use_token_type_ids = not self.config.uses_alibi
         self.backend_name = backend
+        runner = create_backend(backend, model, self.device, dtype, use_sdpa, source)
         self.engine = Engine(
-            create_backend(backend, model, self.device, dtype, use_sdpa, source),
+            runner,
             tokenizer.pad_token_id,
             use_token_type_ids,
-            max_batch_tokens or default_max_batch_tokens(self.device),
+            max_batch_tokens or runner.max_batch_tokens or default_max_batch_tokens(self.device),
         )
 
     @classmethod
@@ -165,8 +166,9 @@ class Reranker:
             dtype: None (float32), "auto" (bf16/fp16 on CUDA, float32 on CPU), or an explicit dtype.
             revision: hub revision (branch, tag or commit).
             num_threads: CPU threads for torch (process-wide); None keeps torch's default.
-            max_batch_tokens: padded tokens per forward pass; bounds activation memory (default:
-                2,048 on CPU, where small batches stay in cache, 16,384 on CUDA).
+            max_batch_tokens: padded tokens per forward pass; bounds activation memory (default: the
+                backend's own budget if it has one, 1,024 for the onnx backends, else 2,048 on CPU,
+                where small batches stay in cache, and 16,384 on CUDA).
             use_token_type_ids: None picks what the model family was trained with.
             use_sdpa: fused attention (True) or the plain reference math (False).
             backend: "torch" (padded batches), "onnx" / "onnx-int8" (ONNX Runtime on the CPU, fp32 or

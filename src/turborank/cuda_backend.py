@@ -152,6 +152,7 @@ class UnpaddedBackend:
     the token budget with real tokens."""
 
     is_padded = False
+    max_batch_tokens = None
 
     def __init__(
         self,

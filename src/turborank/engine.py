@@ -91,6 +91,9 @@ class Backend(Protocol):
     """Runs finished batches. Knows nothing of requests, tokenizers or HTTP."""
 
     is_padded: bool
+    # The padded-token budget this backend runs fastest at, or None for the device's default; the
+    # engine still plans every backend's batches the same way, only the budget differs.
+    max_batch_tokens: int | None
 
     def predict(self, batch: Batch) -> torch.Tensor:
         """Raw logits (B, num_labels), float32, on the CPU, in batch order."""
@@ -99,6 +102,7 @@ class Backend(Protocol):
 
 class TorchBackend:
     is_padded = True
+    max_batch_tokens = None
 
     def __init__(
         self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype, use_sdpa: bool = True
