@@ -8,7 +8,7 @@ import torch
 from conftest import FIXTURES, GOLDEN_NAMES, load_expected
 
 from turborank import InputError, Reranker
-from turborank.engine import collate
+from turborank.engine import Batch, collate
 
 pytest.importorskip("onnxruntime", reason="pip install 'turborank[onnx]'")
 from turborank.onnx_backend import cache_dir, exported_model, weights_digest  # noqa: E402
@@ -113,3 +113,44 @@ def test_batches_are_split_to_bound_the_score_memory(checkpoints, monkeypatch):
     batch = collate(reranker.encode(pairs[:5]), reranker.tokenizer.pad_token_id, False)
     np.testing.assert_allclose(backend.predict(batch)[:, 0].numpy(), expected[:5], atol=TOLERANCE)
     assert calls == [1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("feed_forward", ["geglu", "original"])
+def test_absolute_position_bert_exports_too(tmp_path, monkeypatch, feed_forward):
+    from turborank.engine import TorchBackend
+    from turborank.model import JinaBertConfig, JinaBertForSequenceClassification
+    from turborank.onnx_backend import OnnxBackend
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    config = JinaBertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        feed_forward_type=feed_forward,
+        position_embedding_type="absolute",
+        max_position_embeddings=64,
+    )
+    model = JinaBertForSequenceClassification(config)
+    model.init_weights(torch.Generator().manual_seed(0))
+    ids = torch.randint(1, 100, (3, 20), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, 12:] = 0
+    mask[2, 5:] = 0
+    batch = Batch(ids * mask, mask, torch.zeros_like(ids))
+    expected = TorchBackend(model, torch.device("cpu"), torch.float32).predict(batch)
+    backend = OnnxBackend.from_model(model, None)
+    np.testing.assert_allclose(backend.predict(batch).numpy(), expected.numpy(), atol=TOLERANCE)
+
+
+def test_onnx_backends_bring_their_own_batch_budget_unless_one_is_given(checkpoints):
+    from turborank.onnx_backend import MAX_BATCH_TOKENS
+
+    directory = checkpoints["small"]
+    assert Reranker.from_pretrained(directory, device="cpu", backend="onnx").engine.max_batch_tokens == (
+        MAX_BATCH_TOKENS
+    )
+    chosen = Reranker.from_pretrained(directory, device="cpu", backend="onnx-int8", max_batch_tokens=4096)
+    assert chosen.engine.max_batch_tokens == 4096
+    assert Reranker.from_pretrained(directory, device="cpu").engine.max_batch_tokens == 2048
