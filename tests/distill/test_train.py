@@ -139,7 +139,9 @@ def test_schedule_is_seeded_and_length_bucketed():
 
 def test_training_reduces_loss_and_writes_a_loadable_checkpoint(tmp_path):
     groups = make_groups(16)
-    cfg = config(tmp_path, max_steps=12, lr=3e-3)
+    # Dropout off: with it, 12 steps ended at 0.77x of the start loss with batches padded to 16 and
+    # under 0.7x unpadded, only because the random masks differ; without it the loss falls to 0.28x.
+    cfg = config(tmp_path, max_steps=12, lr=3e-3, dropout=0.0)
     model = load_model(SMALL)
     before = training_loss(model, groups, cfg)
     out = train(model.train(), SMALL, groups, cfg, dev=groups[:8])
