@@ -4,6 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+
+from turborank.model import JinaBertConfig, JinaBertForSequenceClassification
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -25,3 +28,20 @@ def small_reranker(small_dir):
     from turborank import Reranker
 
     return Reranker.from_pretrained(small_dir, device="cpu")
+
+
+def tiny_model(**overrides) -> JinaBertForSequenceClassification:
+    """A small seeded model (weights larger than BERT init so differences would show), in eval mode."""
+    config = JinaBertConfig(
+        vocab_size=50,
+        hidden_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=6,
+        intermediate_size=32,
+        **overrides,
+    )
+    model = JinaBertForSequenceClassification(config)
+    model.init_weights(torch.Generator().manual_seed(0))
+    for p in model.parameters():  # larger weights than BERT init so differences would show
+        p.data.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.3)
+    return model.eval()

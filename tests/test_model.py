@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_model
 
 from turborank import model as model_module
 from turborank.model import (
@@ -53,22 +54,6 @@ def test_bias_of_a_row_block_equals_the_same_rows_of_the_full_bias():
 def test_parameter_count_matches_the_published_models(layers, expected):
     config = JinaBertConfig(num_hidden_layers=layers)
     assert JinaBertForSequenceClassification(config).num_parameters() == expected
-
-
-def tiny_model(**overrides) -> JinaBertForSequenceClassification:
-    config = JinaBertConfig(
-        vocab_size=50,
-        hidden_size=24,
-        num_hidden_layers=2,
-        num_attention_heads=6,
-        intermediate_size=32,
-        **overrides,
-    )
-    model = JinaBertForSequenceClassification(config)
-    model.init_weights(torch.Generator().manual_seed(0))
-    for p in model.parameters():  # larger weights than BERT init so differences would show
-        p.data.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.3)
-    return model.eval()
 
 
 def random_batch(lengths, vocab=50):

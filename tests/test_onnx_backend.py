@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, GOLDEN_NAMES, load_expected
+from conftest import FIXTURES, GOLDEN_NAMES, load_expected, tiny_model
 
 from turborank import InputError, Reranker
 from turborank.engine import Batch, collate
@@ -118,23 +118,13 @@ def test_batches_are_split_to_bound_the_score_memory(checkpoints, monkeypatch):
 @pytest.mark.parametrize("feed_forward", ["geglu", "original"])
 def test_absolute_position_bert_exports_too(tmp_path, monkeypatch, feed_forward):
     from turborank.engine import TorchBackend
-    from turborank.model import JinaBertConfig, JinaBertForSequenceClassification
     from turborank.onnx_backend import OnnxBackend
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    config = JinaBertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        feed_forward_type=feed_forward,
-        position_embedding_type="absolute",
-        max_position_embeddings=64,
+    model = tiny_model(
+        feed_forward_type=feed_forward, position_embedding_type="absolute", max_position_embeddings=64
     )
-    model = JinaBertForSequenceClassification(config)
-    model.init_weights(torch.Generator().manual_seed(0))
-    ids = torch.randint(1, 100, (3, 20), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(1, model.config.vocab_size, (3, 20), generator=torch.Generator().manual_seed(1))
     mask = torch.ones_like(ids)
     mask[1, 12:] = 0
     mask[2, 5:] = 0
