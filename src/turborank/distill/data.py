@@ -125,6 +125,11 @@ def _parse_group(line: str, path: Path, number: int) -> Group:
         ) from None
 
 
+def ranked_ids(run: Run, qid: str) -> list[str]:
+    """A query's documents in the run, best first; ties by ascending id, so groups are reproducible."""
+    return [d for d, _ in sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))]
+
+
 def groups_from_run(
     queries: Mapping[str, str],
     corpus: Mapping[str, Document],
@@ -149,8 +154,7 @@ def groups_from_run(
             continue
         best = max(judged[d] for d in relevant)
         positive = rng.choice(sorted(d for d in relevant if judged[d] == best))
-        ranked = sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))
-        negatives = [d for d, _ in ranked if judged.get(d, 0) <= 0 and d in corpus][:k_negatives]
+        negatives = [d for d in ranked_ids(run, qid) if judged.get(d, 0) <= 0 and d in corpus][:k_negatives]
         doc_ids = [positive, *negatives]
         groups.append(
             Group(
@@ -253,7 +257,7 @@ def groups_from_queries(
     run = index.search(queries, k=k)
     groups = []
     for qid in sorted(queries):
-        ranked = [d for d, _ in sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))]
+        ranked = ranked_ids(run, qid)
         if len(ranked) < 2:
             continue
         groups.append(
@@ -338,11 +342,11 @@ def groups_from_pseudo_queries(
     groups = []
     for doc_id, (query, positive) in examples.items():
         qid = f"{method}-{doc_id}"
-        ranked = sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))
         negatives = [
-            d for d, _ in ranked if d != doc_id and not _overlaps(corpus[d].full_text, query, positive)
-        ]
-        negatives = negatives[:k_negatives]
+            d
+            for d in ranked_ids(run, qid)
+            if d != doc_id and not _overlaps(corpus[d].full_text, query, positive)
+        ][:k_negatives]
         if not negatives:
             continue
         groups.append(
@@ -441,7 +445,7 @@ def groups_from_keyword_queries(
     run = index.search(queries, k=depth)
     groups = []
     for qid in sorted(queries):
-        ranked = [d for d, _ in sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))]
+        ranked = ranked_ids(run, qid)
         if sources[qid] not in ranked:
             ranked.insert(0, sources[qid])
         if len(ranked) < group_size:
