@@ -10,7 +10,7 @@ import torch
 from conftest import FIXTURES, GOLDEN_NAMES, load_expected
 
 from turborank import InputError, Reranker
-from turborank.cuda_backend import UnpaddedBackend, pack, sequence_ids, unpack
+from turborank.cuda_backend import UnpaddedBackend, document_block_mask, pack, sequence_ids, unpack
 from turborank.engine import Batch, collate, plan_batches
 
 TOLERANCE = 1e-4
@@ -43,6 +43,21 @@ def test_planner_counts_real_tokens_for_unpadded_backends():
     lengths = [100, 10, 10, 10]
     assert plan_batches(lengths, 130, 8, padded=True) == [[0], [1, 2, 3]]
     assert plan_batches(lengths, 130, 8, padded=False) == [[0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize(
+    "lengths", [[5], [128], [128, 128], [100, 300, 28, 1], [700], [129, 127, 256, 3, 400]]
+)
+def test_block_mask_from_boundaries_equals_the_dense_construction(lengths):
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    cu_seqlens = torch.nn.functional.pad(torch.tensor(lengths).cumsum(0), (1, 0)).to(torch.int32)
+    total, seq = int(cu_seqlens[-1]), sequence_ids(cu_seqlens)
+    dense = create_block_mask(lambda b, h, q, k: seq[q] == seq[k], None, None, total, total, device="cpu")
+    built = document_block_mask(cu_seqlens)
+    assert torch.equal(built.to_dense(), dense.to_dense())
+    assert torch.equal(built.kv_num_blocks, dense.kv_num_blocks)  # partial blocks: mask applied
+    assert torch.equal(built.full_kv_num_blocks, dense.full_kv_num_blocks)  # full blocks: mask skipped
 
 
 @pytest.fixture(scope="module", params=GOLDEN_NAMES)
@@ -86,6 +101,12 @@ def test_unpadded_engine_plans_by_real_tokens(small_dir):
     np.testing.assert_allclose(reranker.compute_score(pairs), expected, atol=1e-5)
 
 
+def test_flex_refuses_heads_narrower_than_its_kernels_take():
+    model = Reranker.from_pretrained(FIXTURES / "mini12", device="cpu").engine.backend.model  # 8-dim heads
+    with pytest.raises(InputError, match="at least 16 dimensions per head"):
+        UnpaddedBackend(model, torch.device("cpu"), torch.float32, "flex")
+
+
 def test_unpadded_refuses_absolute_position_models():
     from turborank.model import JinaBertConfig, JinaBertForSequenceClassification
 
@@ -99,13 +120,40 @@ def test_unpadded_refuses_absolute_position_models():
         UnpaddedBackend(model, torch.device("cpu"), torch.float32)
 
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+# fp32 is exact up to kernel order (TF32 stays off); half precision keeps ~3 digits through the layers.
+CUDA_TOLERANCE = {torch.float32: TOLERANCE, torch.bfloat16: 0.05, torch.float16: 0.01}
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_cuda_unpadded_matches_the_reference(golden, dtype):
+@needs_cuda
+@pytest.mark.parametrize("dtype", list(CUDA_TOLERANCE))
+@pytest.mark.parametrize("kernel", [None, "loop"])  # None: flash or flex (loop for mini12's 8-dim heads)
+def test_cuda_unpadded_matches_the_reference(golden, dtype, kernel):
     reranker, encodings, expected, name = golden
     model = Reranker.from_pretrained(FIXTURES / name, device="cpu").engine.backend.model
-    backend = UnpaddedBackend(model, torch.device("cuda"), dtype)
+    backend = UnpaddedBackend(model, torch.device("cuda"), dtype, kernel)
     logits = backend.predict(collate(encodings, reranker.tokenizer.pad_token_id, False))[:, 0].numpy()
-    # fp32 is exact up to kernel order; bf16 keeps ~3 significant digits through the layers.
-    assert np.abs(logits - expected).max() < (TOLERANCE if dtype == torch.float32 else 0.05)
+    assert logits.dtype == np.float32
+    assert np.abs(logits - expected).max() < CUDA_TOLERANCE[dtype]
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("dtype", list(CUDA_TOLERANCE))
+def test_cuda_padded_path_matches_the_reference(golden, dtype):
+    _, _, expected, name = golden
+    pairs = [(p["query"], p["document"]) for p in load_expected(name)["pairs"]]
+    reranker = Reranker.from_pretrained(FIXTURES / name, device="cuda", dtype=dtype)
+    assert np.abs(reranker.predict_logits(pairs)[:, 0] - expected).max() < CUDA_TOLERANCE[dtype]
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_unpadded_engine_agrees_with_the_cpu_at_3000_tokens(small_dir):
+    """Long and short pairs in one packed batch: flex's block mask must keep each sequence apart."""
+    pairs = [("query", "word " * n) for n in (3000, 5, 700, 129)]
+    expected = Reranker.from_pretrained(small_dir, device="cpu").predict_logits(pairs)
+    reranker = Reranker.from_pretrained(small_dir, device="cuda", backend="unpadded")
+    assert reranker.engine.backend.kernel_name in ("flash", "flex")
+    np.testing.assert_allclose(reranker.predict_logits(pairs), expected, atol=TOLERANCE)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,14 @@ import torch.nn.functional as F
 from .engine import Batch
 from .errors import InputError
 from .model import JinaBertForSequenceClassification, alibi_bias, alibi_slopes
+
+if TYPE_CHECKING:
+    from torch.nn.attention.flex_attention import BlockMask
+
+# flex_attention's tile: its kernels skip or mask whole blocks of this many query and key tokens.
+FLEX_BLOCK_SIZE = 128
+# Compiled flex_attention refuses narrower heads ("embedding dimension ... must be at least 16").
+FLEX_MIN_HEAD_SIZE = 16
 
 
 @dataclass
@@ -72,78 +81,118 @@ def sequence_ids(cu_seqlens: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(len(lengths), device=cu_seqlens.device), lengths)
 
 
-# An attention kernel maps q, k, v (T, nh, d), the packed batch and the slopes (nh,) to (T, nh, d).
-Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, PackedBatch, torch.Tensor], torch.Tensor]
+# A kernel prepares once per batch what every layer shares (sequence boundaries, block masks) and
+# returns the per-layer attention: q, k, v (T, nh, d) and the slopes (nh,) to (T, nh, d).
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Kernel = Callable[[PackedBatch], Attend]
 
 
-def loop_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor
-) -> torch.Tensor:
-    out = torch.empty_like(q)
+def loop_kernel(packed: PackedBatch) -> Attend:
     bounds = packed.cu_seqlens.tolist()
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-        n = end - start
-        bias = alibi_bias(slopes, torch.arange(n, device=q.device), n).to(q.dtype)  # (nh, n, n)
-        seq = [t[start:end].transpose(0, 1) for t in (q, k, v)]  # 3 x (nh, n, d)
-        out[start:end] = F.scaled_dot_product_attention(*seq, attn_mask=bias).transpose(0, 1)
-    return out
+
+    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(q)
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+            n = end - start
+            bias = alibi_bias(slopes, torch.arange(n, device=q.device), n).to(q.dtype)  # (nh, n, n)
+            seq = [t[start:end].transpose(0, 1) for t in (q, k, v)]  # 3 x (nh, n, d)
+            out[start:end] = F.scaled_dot_product_attention(*seq, attn_mask=bias).transpose(0, 1)
+        return out
+
+    return attend
 
 
-def flex_attention_kernel(compiled: bool) -> Kernel:
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+def document_block_mask(cu_seqlens: torch.Tensor, block_size: int = FLEX_BLOCK_SIZE) -> BlockMask:
+    """flex_attention's block mask for packed sequences, built from the boundaries alone.
 
-    attend = torch.compile(flex_attention, dynamic=True) if compiled else flex_attention
+    ``create_block_mask`` would evaluate the mask on a dense T x T grid (268 MB at 16k tokens); here
+    each block of ``block_size`` tokens is summarized by the first and last sequence it touches, so the
+    work is (T / block_size)^2. A pair of blocks is *full* when both lie inside one sequence (no mask
+    needed), *partial* when they share a sequence only in part (mask_mod decides per element), and
+    skipped otherwise.
+    """
+    from torch.nn.attention.flex_attention import BlockMask
 
-    def kernel(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor
-    ) -> torch.Tensor:
-        seq = sequence_ids(packed.cu_seqlens.to(q.device))
-        total = q.shape[0]
+    total = int(cu_seqlens[-1])
+    seq = sequence_ids(cu_seqlens)
+    starts = torch.arange(0, total, block_size, device=cu_seqlens.device)
+    ends = (starts + block_size).clamp(max=total)
+    first, last = seq[starts], seq[ends - 1]
+    shares = (first[:, None] <= last[None, :]) & (first[None, :] <= last[:, None])
+    whole = (first == last) & (ends - starts == block_size)
+    full = whole[:, None] & whole[None, :] & (first[:, None] == first[None, :])
 
-        def same_sequence(b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202 - flex_attention's signature
-            return seq[q_idx] == seq[kv_idx]
+    def same_sequence(b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202 - flex_attention's signature
+        return seq[q_idx] == seq[kv_idx]
 
-        def alibi(score, b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202
-            # Packed sequences are contiguous, so |q_idx - kv_idx| is the in-sequence distance.
-            return score - slopes[h] * (q_idx - kv_idx).abs()
+    return BlockMask.from_kv_blocks(
+        *_ordered_blocks(shares & ~full),
+        *_ordered_blocks(full),
+        BLOCK_SIZE=block_size,
+        mask_mod=same_sequence,
+        seq_lengths=(total, total),
+    )
 
-        mask = create_block_mask(same_sequence, None, None, total, total, device=q.device)
-        out = attend(*(t.transpose(0, 1)[None] for t in (q, k, v)), score_mod=alibi, block_mask=mask)
-        return out[0].transpose(0, 1)  # (1, nh, T, d) -> (T, nh, d)
+
+def _ordered_blocks(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(nq, nkv) block mask -> BlockMask's (1, 1, nq) counts and (1, 1, nq, nkv) indices, kept first."""
+    counts = mask.sum(dim=-1).to(torch.int32)
+    indices = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+    return counts[None, None], indices[None, None]
+
+
+def flex_kernel(compiled: bool) -> Kernel:
+    from torch.nn.attention.flex_attention import flex_attention
+
+    attend_flex = torch.compile(flex_attention, dynamic=True) if compiled else flex_attention
+
+    def kernel(packed: PackedBatch) -> Attend:
+        mask = document_block_mask(packed.cu_seqlens)
+
+        def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
+            def alibi(score, b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202
+                # Packed sequences are contiguous, so |q_idx - kv_idx| is the in-sequence distance.
+                return score - slopes[h] * (q_idx - kv_idx).abs()
+
+            out = attend_flex(*(t.transpose(0, 1)[None] for t in (q, k, v)), score_mod=alibi, block_mask=mask)
+            return out[0].transpose(0, 1)  # (1, nh, T, d) -> (T, nh, d)
+
+        return attend
 
     return kernel
 
 
-def flash_attention_kernel() -> Kernel:
+def flash_kernel() -> Kernel:
     from flash_attn import flash_attn_varlen_func
 
-    def kernel(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor
-    ) -> torch.Tensor:
-        cu = packed.cu_seqlens.to(q.device)
-        return flash_attn_varlen_func(
-            q, k, v, cu, cu, packed.max_seqlen, packed.max_seqlen, alibi_slopes=slopes.float()
-        )
+    def kernel(packed: PackedBatch) -> Attend:
+        cu, longest = packed.cu_seqlens, packed.max_seqlen
+
+        def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
+            return flash_attn_varlen_func(q, k, v, cu, cu, longest, longest, alibi_slopes=slopes.float())
+
+        return attend
 
     return kernel
 
 
 KERNELS: dict[str, Callable[[], Kernel]] = {
-    "flash": flash_attention_kernel,
-    "flex": functools.partial(flex_attention_kernel, compiled=True),
-    "flex-eager": functools.partial(flex_attention_kernel, compiled=False),  # materializes T x T: tests only
-    "loop": lambda: loop_attention,
+    "flash": flash_kernel,
+    "flex": functools.partial(flex_kernel, compiled=True),
+    "flex-eager": functools.partial(flex_kernel, compiled=False),  # materializes T x T: tests only
+    "loop": lambda: loop_kernel,
 }
 
 
-def default_kernel(device: torch.device) -> str:
-    """flash when the flash-attn package is installed, else compiled flex attention; loop on a CPU."""
+def default_kernel(device: torch.device, head_size: int) -> str:
+    """flash when the flash-attn package is installed, else compiled flex attention (loop for heads
+    too narrow for flex's kernels); loop on a CPU."""
     if device.type != "cuda":
         return "loop"
     try:
         import flash_attn  # noqa: F401
     except ImportError:
-        return "flex"
+        return "flex" if head_size >= FLEX_MIN_HEAD_SIZE else "loop"
     return "flash"
 
 
@@ -166,9 +215,15 @@ class UnpaddedBackend:
                 "the unpadded backend supports ALiBi (JinaBERT) models only; use backend='torch' for "
                 "models with absolute position embeddings"
             )
-        kernel = kernel or default_kernel(device)
+        head_size = model.config.hidden_size // model.config.num_attention_heads
+        kernel = kernel or default_kernel(device, head_size)
         if kernel not in KERNELS:
             raise InputError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        if kernel == "flex" and head_size < FLEX_MIN_HEAD_SIZE:
+            raise InputError(
+                f"compiled flex attention needs at least {FLEX_MIN_HEAD_SIZE} dimensions per head, this "
+                f"model has {head_size}; use kernel='loop' (or install flash-attn)"
+            )
         self.kernel_name = kernel
         self.kernel = KERNELS[kernel]()
         self.device = device
@@ -200,13 +255,12 @@ class UnpaddedBackend:
         """Final hidden states (T, H) of the packed tokens."""
         bert = self.model.bert
         x = bert.embeddings(packed.input_ids[None], packed.token_type_ids[None])[0]  # (T, H)
+        attend = self.kernel(packed)
         for layer in bert.encoder.layer:
-            x = self._layer(layer, x, packed, self.slopes)
+            x = self._layer(layer, x, attend)
         return x
 
-    def _layer(
-        self, layer: torch.nn.Module, x: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor
-    ) -> torch.Tensor:
+    def _layer(self, layer: torch.nn.Module, x: torch.Tensor, attend: Attend) -> torch.Tensor:
         """One post-LN layer on packed tokens, reusing the layer's own modules."""
         attention = layer.attention.self
         T, H = x.shape
@@ -214,7 +268,7 @@ class UnpaddedBackend:
         q = attention.query(x).view(T, nh, d)  # kernels scale q k^T by 1/sqrt(d), then add ALiBi
         k = attention.key(x).view(T, nh, d)
         v = attention.value(x).view(T, nh, d)
-        ctx = self.kernel(q, k, v, packed, slopes).reshape(T, H)
+        ctx = attend(q, k, v, self.slopes).reshape(T, H)
         h = layer.attention.output(ctx, x)
         if hasattr(layer, "mlp"):
             return layer.mlp(h)
