@@ -85,6 +85,29 @@ def test_max_length_truncates_the_document(small_reranker):
     assert len(full) > 64 and not full.truncated
 
 
+def test_absolute_position_models_default_to_their_declared_length(small_dir, tmp_path):
+    """tokenizer_config.json's model_max_length is the default for BERT-style models; ALiBi models
+    (the golden fixture declares 512) keep their 8,192 tokens."""
+    import json
+
+    from turborank.checkpoint import load_model, save_checkpoint
+
+    model = load_model(small_dir)
+    model.config.position_embedding_type, model.config.max_position_embeddings = "absolute", 64
+    directory = save_checkpoint(type(model)(model.config), small_dir, tmp_path / "bert")
+    config_path = directory / "tokenizer_config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "model_max_length": 32}))
+    reranker = Reranker.from_pretrained(directory, device="cpu")
+    assert (reranker.max_length, reranker.max_positions) == (32, 64)
+    assert reranker.info()["max_length"] == 32 and reranker.info()["max_positions"] == 64
+    long_doc = "organic skincare " * 100
+    assert len(reranker.encode([(QUERY, long_doc)])[0]) == 32
+    assert len(reranker.encode([(QUERY, long_doc)], max_length=64)[0]) == 64  # up to the position table
+    with pytest.raises(InputError, match="exceeds this model's 64 position embeddings"):
+        reranker.encode([(QUERY, long_doc)], max_length=65)
+    assert Reranker.from_pretrained(small_dir, device="cpu").max_length == 8192
+
+
 def test_longest_first_is_available(small_reranker):
     long_query = "skin " * 100
     (default,) = small_reranker.encode([(long_query, "short document text")], max_length=64)

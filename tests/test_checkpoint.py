@@ -8,7 +8,7 @@ from conftest import FIXTURES
 from safetensors.torch import save_file
 
 from turborank import CheckpointError, ModelNotFoundError, Reranker
-from turborank.checkpoint import read_weights, resolve_model_dir
+from turborank.checkpoint import declared_max_length, read_weights, resolve_model_dir
 
 
 @pytest.fixture
@@ -133,3 +133,23 @@ def test_hub_snapshot_in_the_cache_loads_offline(monkeypatch, tmp_path):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     assert resolve_model_dir("acme/tiny-reranker") == snapshot
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"model_max_length": 384}', 384),
+        ('{"model_max_length": 1000000000000000019884624838656}', None),  # transformers' "no limit"
+        ('{"model_max_length": "512"}', None),
+        ("{}", None),
+        ("not json", None),
+    ],
+)
+def test_declared_max_length_reads_the_tokenizer_config(checkpoint, content, expected):
+    (checkpoint / "tokenizer_config.json").write_text(content)
+    assert declared_max_length(checkpoint) == expected
+
+
+def test_declared_max_length_without_a_tokenizer_config(checkpoint):
+    (checkpoint / "tokenizer_config.json").unlink()
+    assert declared_max_length(checkpoint) is None

@@ -62,7 +62,10 @@ def default_reranker() -> Reranker:
 
 def test_the_default_model_names_itself(default_reranker):
     assert default_reranker.info()["name"] == "turborank-default"
-    assert default_reranker.max_length == 512  # absolute positions: longer documents go through chunking
+    # Absolute positions: 512 at most, longer documents go through chunking. The default pair length is
+    # the one the recipe chose on its dev set (tokenizer_config.json's model_max_length).
+    declared = json.loads((DEFAULT_MODEL_DIR / "tokenizer_config.json").read_text())["model_max_length"]
+    assert default_reranker.max_positions == 512 and default_reranker.max_length == declared == 384
 
 
 @pytest.mark.parametrize(("query", "documents", "relevant"), CASES)

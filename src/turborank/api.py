@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .backends import create_backend
-from .checkpoint import TOKENIZER_FILE, load_model, resolve_model_dir, weights_path
+from .checkpoint import TOKENIZER_FILE, declared_max_length, load_model, resolve_model_dir, weights_path
 from .chunking import LongDocuments, aggregate, chunk_pairs, resolve_long_documents
 from .engine import Engine, default_max_batch_tokens
 from .errors import InputError, ModelNotFoundError
@@ -124,8 +124,10 @@ class Reranker:
         name: str = "model",
         source: Path | None = None,
         backend: str = "torch",
+        default_max_length: int | None = None,
     ):
         self.config = model.config
+        self.default_max_length = default_max_length
         self.tokenizer = tokenizer
         self.device = device or torch.device("cpu")
         self.dtype = dtype
@@ -203,21 +205,30 @@ class Reranker:
             name=name,
             source=directory,
             backend=backend,
+            # ALiBi checkpoints keep their 8,192 tokens: the published Jina files declare 512, a tokenizer
+            # default that the ALiBi models outgrow (they are trained for 8k and extrapolate).
+            default_max_length=None if model.config.uses_alibi else declared_max_length(directory),
         )
 
     @property
-    def max_length(self) -> int:
+    def max_positions(self) -> int:
         """The model's own limit: 8,192 for ALiBi models, the position table size for absolute ones."""
         return self.config.max_position_embeddings
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per pair when the caller gives none: the length the checkpoint declares it was tuned
+        for (absolute-position models' ``model_max_length``), else ``max_positions``."""
+        return min(self.default_max_length or self.max_positions, self.max_positions)
 
     def _check_max_length(self, max_length: int | None) -> int:
         if max_length is None:
             return self.max_length
         if not isinstance(max_length, int) or max_length < 8:
             raise InputError(f"max_length must be an integer >= 8, got {max_length!r}")
-        if max_length > self.max_length and not self.config.uses_alibi:
+        if max_length > self.max_positions and not self.config.uses_alibi:
             raise InputError(
-                f"max_length={max_length} exceeds this model's {self.max_length} position "
+                f"max_length={max_length} exceeds this model's {self.max_positions} position "
                 "embeddings; use a smaller max_length"
             )
         return max_length
@@ -371,6 +382,7 @@ class Reranker:
             "num_labels": c.num_labels,
             "parameters": sum(p.numel() for p in self.engine.backend.model.parameters()),
             "max_length": self.max_length,
+            "max_positions": self.max_positions,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
             "backend": self.backend_name,

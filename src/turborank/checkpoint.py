@@ -107,6 +107,20 @@ def load_config(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not valid JSON ({exc}): re-download the checkpoint") from exc
 
 
+def declared_max_length(directory: Path) -> int | None:
+    """``model_max_length`` from tokenizer_config.json: the pair length a model was trained and tuned
+    for, as sentence-transformers' CrossEncoder and fastembed read it. None when absent or a sentinel
+    (transformers writes 1e30 for "no limit")."""
+    path = directory / "tokenizer_config.json"
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("model_max_length")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, int) and 8 <= value <= 1_000_000 else None
+
+
 def weights_path(directory: Path) -> Path:
     for name in WEIGHT_FILES:
         if (directory / name).is_file():

@@ -9,7 +9,13 @@ import torch
 
 from turborank.checkpoint import load_model
 from turborank.distill.data import Group
-from turborank.distill.recipe import TeacherScorer, dev_subset, fit_head, nfcorpus_train_queries
+from turborank.distill.recipe import (
+    TeacherScorer,
+    choose_inference_length,
+    dev_subset,
+    fit_head,
+    nfcorpus_train_queries,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "small"
 WORDS = ["cat", "dog", "bird", "fish", "tree", "house", "car", "road", "river", "city"]
@@ -79,3 +85,22 @@ def test_nfcorpus_training_queries_come_from_train_and_dev_only(tmp_path) -> Non
         "nfcorpus-train-PLAIN-1": "statins and cancer",
         "nfcorpus-dev-PLAIN-3": "daniel fast",
     }
+
+
+def test_the_inference_length_is_chosen_on_the_dev_set_and_written_as_the_default(tmp_path) -> None:
+    import json
+    import shutil
+
+    checkpoint = tmp_path / "model"
+    shutil.copytree(FIXTURE, checkpoint)
+    texts = [[" ".join(WORDS[i : i + n] * 20) for n in (1, 3, 5)] for i in range(6)]
+    dev = [Group(f"q{i}", WORDS[i], ["a", "b", "c"], texts[i], [1, 0, 0]) for i in range(6)]
+    best = choose_inference_length(checkpoint, dev, (16, 24, 64), tmp_path)
+    record = json.loads((tmp_path / "inference_length.json").read_text())
+    scores = {int(k): v for k, v in record["dev_ndcg@10_by_max_length"].items()}
+    assert sorted(scores) == [16, 24, 64] and record["chosen"] == best
+    assert scores[best] == max(scores.values())
+    assert best == min(n for n, v in scores.items() if round(v, 4) == round(scores[best], 4))  # ties: shorter
+    tokenizer_config = json.loads((checkpoint / "tokenizer_config.json").read_text())
+    assert tokenizer_config["model_max_length"] == best
+    assert tokenizer_config["do_lower_case"] is True  # the rest of the file is kept

@@ -19,6 +19,7 @@ training resumes from its saved state):
 4. The ``minilm`` student (6 x 384, all-MiniLM-L6-v2 weights, absolute positions) gets a linear-probe
    head, is trained 5,500 steps of 4 groups with listwise KL (plus LCE on the labelled groups), and
    the best dev checkpoint is written to ``--out`` (bf16, published layout).
+5. The default pair length (``model_max_length``) is chosen on the dev set among 192-512 tokens.
 
 Uses a GPU when one is present (TrainConfig.device="auto"); the CPU numbers in the model card come
 from the 2-core CPU it was trained on.
@@ -94,6 +95,8 @@ class RecipeConfig:
     num_threads: int | None = None  # torch CPU threads; None: torch's default (every core)
     # bf16 autocast on the CPU too: on CPUs with AMX / AVX512-BF16 a training step is ~1.6x faster.
     cpu_bf16: bool = True
+    # Default pair lengths tried on the dev set after training (step 5); the best becomes model_max_length.
+    inference_lengths: tuple[int, ...] = (192, 256, 384, 512)
     probe_groups: int = 400  # groups for the linear-probe head init (0: keep the random head)
     dev_train_groups: int = 90  # dev groups scored during training (a third SciFact, the rest WikiQA)
     train: dict = field(default_factory=dict)  # TrainConfig overrides
@@ -321,8 +324,40 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
         log.info("linear probe on %d groups: R^2 %.3f", config.probe_groups, r2)
         train_config.extra["probe_r2"] = r2
     out = train(model, tokenizer_dir, groups, train_config, dev_subset(dev, config.dev_train_groups))
+    choose_inference_length(out, dev, config.inference_lengths, Path(config.work_dir))
     write_recipe_card(config, groups, teacher_info, out)
     return out
+
+
+def choose_inference_length(
+    checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path
+) -> int:
+    """Step 5: the pair length the shipped model scores best at on the dev set, written as its default.
+
+    The student trains on 192-token pairs, so longer inputs reach position embeddings that
+    distillation never tuned; whether they help is measured, not assumed. The winner (the shorter on a
+    tie) becomes ``model_max_length`` in tokenizer_config.json, which turborank reads as the default
+    ``max_length`` of absolute-position models; the sweep is kept in ``inference_length.json``.
+    """
+    from ..checkpoint import TOKENIZER_FILE, load_model
+    from ..tokenization import PairTokenizer
+    from .train import TrainConfig, dev_ndcg, encode_group_pairs
+
+    model = load_model(checkpoint)
+    tokenizer = PairTokenizer.from_file(checkpoint / TOKENIZER_FILE, model.config.pad_token_id)
+    query_tokens = TrainConfig.max_query_length
+    scores = {}
+    for length in lengths:
+        pairs = encode_group_pairs(dev, tokenizer, length, query_tokens, TrainConfig.dev_max_docs)
+        scores[length] = dev_ndcg(model, tokenizer, dev, pairs, torch.device("cpu"), True)
+        log.info("dev NDCG@10 at max_length %d: %.4f", length, scores[length])
+    best = max(lengths, key=lambda n: (round(scores[n], 4), -n))
+    config_path = checkpoint / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    config_path.write_text(json.dumps({**tokenizer_config, "model_max_length": best}) + "\n")
+    record = {"dev_ndcg@10_by_max_length": scores, "chosen": best, "dev_groups": len(dev)}
+    (work_dir / "inference_length.json").write_text(json.dumps(record, indent=2) + "\n")
+    return best
 
 
 def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: dict, out: Path) -> Path:
@@ -461,9 +496,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--stage",
-        choices=("data", "all", "teacher-eval"),
+        choices=("data", "all", "length", "teacher-eval"),
         default="all",
-        help="'data' stops before training; 'teacher-eval' measures the chosen teacher on --datasets",
+        help="'data' stops before training; 'length' reruns step 5 on --out; 'teacher-eval' measures "
+        "the chosen teacher on --datasets",
     )
     parser.add_argument("--datasets", nargs="*", default=[], help="folders under --data for teacher-eval")
     parser.add_argument("--k", type=int, default=None, help="teacher-eval: candidates per query")
@@ -486,6 +522,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.stage == "teacher-eval":
         evaluate_teacher(config, args.datasets, Path(config.work_dir) / "teacher-eval", args.k)
+    elif args.stage == "length":
+        _, dev, _ = prepare(config)
+        choose_inference_length(config.out_dir, dev, config.inference_lengths, Path(config.work_dir))
     else:
         run(config, args.stage)
 

@@ -103,7 +103,7 @@ def _scorers(args: argparse.Namespace, specs: list[DatasetSpec]) -> dict[str, li
 
     scorers: dict[str, list[Scorer]] = {"default": [local(args.max_length, args.label)]}
     if any(s.suite == "loco" for s in specs) and args.max_length is None:
-        lengths = [n for n in LOCO_MAX_LENGTHS if n <= reranker.max_length or reranker.config.uses_alibi]
+        lengths = [n for n in LOCO_MAX_LENGTHS if n <= reranker.max_positions or reranker.config.uses_alibi]
         base = args.label or scorers["default"][0].label
         scorers["loco"] = [local(n, f"{base} @{n}") for n in lengths]
     else:
