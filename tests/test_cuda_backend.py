@@ -107,6 +107,22 @@ def test_flex_refuses_heads_narrower_than_its_kernels_take():
         UnpaddedBackend(model, torch.device("cpu"), torch.float32, "flex")
 
 
+def test_default_kernel_by_device_dtype_and_head_size(monkeypatch):
+    import sys
+    import types
+
+    from turborank.cuda_backend import default_kernel
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setitem(sys.modules, "flash_attn", None)  # not installed
+    assert default_kernel(cpu, 32, torch.bfloat16) == "loop"
+    assert default_kernel(cuda, 32, torch.bfloat16) == "flex"
+    assert default_kernel(cuda, 8, torch.bfloat16) == "loop"
+    monkeypatch.setitem(sys.modules, "flash_attn", types.ModuleType("flash_attn"))  # installed
+    assert default_kernel(cuda, 32, torch.bfloat16) == "flash"
+    assert default_kernel(cuda, 32, torch.float32) == "flex"  # flash-attn takes fp16/bf16 only
+
+
 def test_unpadded_refuses_absolute_position_models():
     from turborank.model import JinaBertConfig, JinaBertForSequenceClassification
 

@@ -184,16 +184,19 @@ KERNELS: dict[str, Callable[[], Kernel]] = {
 }
 
 
-def default_kernel(device: torch.device, head_size: int) -> str:
-    """flash when the flash-attn package is installed, else compiled flex attention (loop for heads
-    too narrow for flex's kernels); loop on a CPU."""
+def default_kernel(device: torch.device, head_size: int, dtype: torch.dtype) -> str:
+    """flash when the flash-attn package is installed and the dtype is half precision (its kernels take
+    nothing else), else compiled flex attention (loop for heads too narrow for flex); loop on a CPU."""
     if device.type != "cuda":
         return "loop"
-    try:
-        import flash_attn  # noqa: F401
-    except ImportError:
-        return "flex" if head_size >= FLEX_MIN_HEAD_SIZE else "loop"
-    return "flash"
+    if dtype in (torch.float16, torch.bfloat16):
+        try:
+            import flash_attn  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return "flash"
+    return "flex" if head_size >= FLEX_MIN_HEAD_SIZE else "loop"
 
 
 class UnpaddedBackend:
@@ -216,7 +219,7 @@ class UnpaddedBackend:
                 "models with absolute position embeddings"
             )
         head_size = model.config.hidden_size // model.config.num_attention_heads
-        kernel = kernel or default_kernel(device, head_size)
+        kernel = kernel or default_kernel(device, head_size, dtype)
         if kernel not in KERNELS:
             raise InputError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
         if kernel == "flex" and head_size < FLEX_MIN_HEAD_SIZE:
