@@ -29,7 +29,7 @@ from .model import JinaBertForSequenceClassification
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 3  # bump when the exported graph changes, so stale cached files are not reused
+EXPORT_VERSION = 4  # bump when the exported graph changes, so stale cached files are not reused
 OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 QUANTIZATIONS = ("int8",)
@@ -123,16 +123,24 @@ def export_onnx(model: JinaBertForSequenceClassification, path: Path) -> Path:
 def quantize_int8(fp32_path: Path, path: Path) -> Path:
     """Dynamic int8 quantization (weights int8 offline, activations quantized per batch at run time).
 
-    Only the weight matmuls are quantized (``MatMulConstBOnly``): quantizing the attention's
-    activation-by-activation matmuls as well costs time (1.65x instead of 2.26x over torch fp32 on a
-    16 x 256 batch, same logit error) because both sides need a run-time quantization step.
+    Weights get one scale per output channel: with one scale per tensor, the default model (MiniLM
+    weights, whose channels differ widely in range) lost 2.5 points of NDCG@10 on SciFact (0.706 ->
+    0.681) and its logits correlated 0.972 with fp32's; per channel they correlate 0.994 and the
+    ranking quality stays (measured on SciFact train claims). Only the weight matmuls are quantized
+    (``MatMulConstBOnly``): quantizing the attention's activation-by-activation matmuls as well costs
+    time because both sides need a run-time quantization step.
     """
     _require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     quantize_dynamic(
-        str(fp32_path), str(tmp), weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True}
+        str(fp32_path),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        extra_options={"MatMulConstBOnly": True},
     )
     tmp.replace(path)
     return path
