@@ -133,10 +133,8 @@ class Reranker:
         self.dtype = dtype
         self.name = name
         self.source = source
-        # JinaBERT's own pipeline (RoBERTa tokenizer) never passes segment ids, so ALiBi models see
-        # zeros; classic BERT cross-encoders were trained with the tokenizer's segment ids.
         if use_token_type_ids is None:
-            use_token_type_ids = not self.config.uses_alibi
+            use_token_type_ids = self.config.uses_token_type_ids
         self.backend_name = backend
         runner = create_backend(backend, model, self.device, dtype, use_sdpa, source)
         self.engine = Engine(

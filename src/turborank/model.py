@@ -66,6 +66,12 @@ class JinaBertConfig:
         return self.position_embedding_type == "alibi"
 
     @property
+    def uses_token_type_ids(self) -> bool:
+        """Whether the family was trained with segment ids: JinaBERT's own pipeline (RoBERTa tokenizer)
+        never passes them, so ALiBi models see zeros; classic BERT cross-encoders saw the tokenizer's."""
+        return not self.uses_alibi
+
+    @property
     def gated_feed_forward(self) -> bool:
         return self.feed_forward_type.endswith("glu")
 

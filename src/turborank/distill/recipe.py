@@ -345,11 +345,11 @@ def choose_inference_length(
 
     model = load_model(checkpoint)
     tokenizer = PairTokenizer.from_file(checkpoint / TOKENIZER_FILE, model.config.pad_token_id)
-    query_tokens = TrainConfig.max_query_length
+    query_tokens, use_types = TrainConfig.max_query_length, model.config.uses_token_type_ids
     scores = {}
     for length in lengths:
         pairs = encode_group_pairs(dev, tokenizer, length, query_tokens, TrainConfig.dev_max_docs)
-        scores[length] = dev_ndcg(model, tokenizer, dev, pairs, torch.device("cpu"), True)
+        scores[length] = dev_ndcg(model, tokenizer, dev, pairs, torch.device("cpu"), use_types)
         log.info("dev NDCG@10 at max_length %d: %.4f", length, scores[length])
     best = max(lengths, key=lambda n: (round(scores[n], 4), -n))
     config_path = checkpoint / "tokenizer_config.json"
@@ -464,7 +464,7 @@ def fit_head(
     features, targets = [], []
     for group in groups:
         pairs = tokenizer.encode_pairs([(group.query, d) for d in group.doc_texts], max_length, 48)
-        batch = collate(pairs, tokenizer.pad_token_id, not model.config.uses_alibi)
+        batch = collate(pairs, tokenizer.pad_token_id, model.config.uses_token_type_ids)
         pooled = model.bert(batch.input_ids, batch.attention_mask, batch.token_type_ids).float()  # (n, H)
         features.append(pooled - pooled.mean(0))
         teacher = torch.tensor(group.teacher, dtype=torch.float32)

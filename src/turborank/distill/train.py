@@ -339,7 +339,7 @@ def train(
     device = resolve_device(config.device)
     tokenizer = PairTokenizer.from_file(Path(tokenizer_dir) / TOKENIZER_FILE, model.config.pad_token_id)
     # The same rule as Reranker: ALiBi (JinaBERT) models see zero segment ids, classic BERT the real ones.
-    use_types = not model.config.uses_alibi
+    use_types = model.config.uses_token_type_ids
     n = config.group_size
 
     t0 = time.time()
