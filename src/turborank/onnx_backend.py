@@ -29,7 +29,8 @@ from .model import JinaBertForSequenceClassification
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 4  # bump when the exported graph changes, so stale cached files are not reused
+EXPORT_VERSION = 3  # bump when the exported graph changes, so stale cached files are not reused
+QUANTIZE_VERSION = 2  # bump when quantize_int8 changes (2: per-channel weight scales); fp32 files stay valid
 OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 QUANTIZATIONS = ("int8",)
@@ -161,7 +162,7 @@ def exported_model(
         export_onnx(model, fp32)
     if quantize is None:
         return fp32
-    quantized = directory / f"{stem}-{quantize}.onnx"
+    quantized = directory / f"{stem}-q{QUANTIZE_VERSION}-{quantize}.onnx"
     if not quantized.is_file():
         log.info("quantizing %s to %s", fp32.name, quantized.name)
         quantize_int8(fp32, quantized)
