@@ -1,9 +1,10 @@
 """GPU paths on the turbo shape: padded vs unpadded attention, fp32 vs bf16, and golden parity.
 
-Workloads (the issue's three): 100 pairs of 30-500 tokens, 10 pairs of 2,048 and 2 of 8,192. Every
-figure is pairs per second, with the ratio against the padded fp32 path measured in the same run;
-rounds are interleaved across paths and the best round counts. The parity table scores the vendored
-golden fixtures on every path and dtype against the reference implementation's logits.
+Workloads: the issue's three (100 pairs of 30-500 tokens, 10 pairs of 2,048 and 2 of 8,192), and 5 of
+3,072 and 4 of 4,096, where padded and unpadded attention cross over (``backends.UNPADDED_ABOVE``, which
+``auto`` uses). Every figure is pairs per second, with the ratio against the padded fp32 path measured in
+the same run; rounds are interleaved across paths and the best round counts. The parity table scores the
+vendored golden fixtures on every path and dtype against the reference implementation's logits.
 Run (needs CUDA): python benchmarks/bench_gpu.py [--rounds 5] [--model-dir /tmp/turborank-turbo]
 """
 
@@ -27,6 +28,7 @@ PATHS = {  # name -> (backend, dtype)
     "padded bf16": ("torch", torch.bfloat16),
     "unpadded fp32": ("unpadded", torch.float32),
     "unpadded bf16": ("unpadded", torch.bfloat16),
+    "auto bf16": ("auto", torch.bfloat16),  # padded up to backends.UNPADDED_ABOVE tokens, unpadded beyond
 }
 PARITY_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -36,6 +38,8 @@ def workloads() -> dict[str, list[PairEncoding]]:
     return {
         "100 x 30-500": pairs_of_lengths(mixed),
         "10 x 2048": pairs_of_lengths([2048] * 10),
+        "5 x 3072": pairs_of_lengths([3072] * 5),
+        "4 x 4096": pairs_of_lengths([4096] * 4),
         "2 x 8192": pairs_of_lengths([8192] * 2),
     }
 

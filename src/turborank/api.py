@@ -123,7 +123,7 @@ class Reranker:
         use_sdpa: bool = True,
         name: str = "model",
         source: Path | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         default_max_length: int | None = None,
     ):
         self.config = model.config
@@ -156,7 +156,7 @@ class Reranker:
         max_batch_tokens: int | None = None,
         use_token_type_ids: bool | None = None,
         use_sdpa: bool = True,
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> Reranker:
         """Load a checkpoint directory or hub id; ``None`` loads the model shipped inside turborank.
 
@@ -171,7 +171,8 @@ class Reranker:
                 where small batches stay in cache, and 16,384 on CUDA).
             use_token_type_ids: None picks what the model family was trained with.
             use_sdpa: fused attention (True) or the plain reference math (False).
-            backend: "torch" (padded batches), "onnx" / "onnx-int8" (ONNX Runtime on the CPU, fp32 or
+            backend: "auto" (torch; on CUDA, batches of an ALiBi model past 3,072 tokens unpadded),
+                "torch" (padded batches), "onnx" / "onnx-int8" (ONNX Runtime on the CPU, fp32 or
                 dynamically quantized int8; the export is cached next to the checkpoint) or "unpadded"
                 (variable-length attention for CUDA, no FLOP spent on padding). See ``backends.BACKENDS``.
 

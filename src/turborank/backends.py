@@ -1,7 +1,8 @@
 """Backend names and constructors: the one place that maps ``backend="..."`` to an engine backend.
 
 Every backend runs the batches that ``engine.plan_batches`` makes; they differ only in how a batch is
-executed (``is_padded`` tells the planner whether padding counts against the token budget).
+executed (``is_padded`` tells the planner whether padding counts against the token budget). Where no
+single kernel wins at every length, ``SplitByLength`` hands each batch to the one that wins at its length.
 """
 
 from __future__ import annotations
@@ -11,25 +12,64 @@ from pathlib import Path
 
 import torch
 
-from .engine import Backend, TorchBackend
+from .engine import Backend, Batch, TorchBackend
 from .errors import InputError
 from .model import JinaBertForSequenceClassification
+
+# On CUDA, ALiBi batches padded past this many tokens run unpadded under backend="auto". Measured on an
+# H200 (turbo shape, benchmarks/bench_gpu.py): padded SDPA with its dense bias block wins up to 2,048
+# tokens (bf16 2.81x vs 0.94x padded fp32 on 10 x 2,048), unpadded flex attention with the ALiBi score_mod
+# from 4,096 (4.56x vs 3.03x on 4 x 4,096; 9.5x vs 3.9x on 2 x 8,192).
+UNPADDED_ABOVE = 3072
+
+
+class SplitByLength:
+    """Runs batches up to ``max_sequence`` tokens long on ``short`` and longer ones on ``long``.
+
+    Batches are planned for ``short`` (its padding rule and token budget); the long backend gets the
+    longest-first batches that the planner makes anyway, which carry little padding.
+    """
+
+    def __init__(self, short: Backend, long: Backend, max_sequence: int):
+        self.short = short
+        self.long = long
+        self.max_sequence = max_sequence
+        self.is_padded = short.is_padded
+        self.max_batch_tokens = short.max_batch_tokens
+        self.model = short.model
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        backend = self.long if batch.input_ids.shape[1] > self.max_sequence else self.short
+        return backend.predict(batch)
 
 
 def _torch(model, device, dtype, use_sdpa, source) -> Backend:  # noqa: ANN001 - signature of BACKENDS
     return TorchBackend(model, device, dtype, use_sdpa)
 
 
+def _auto(model, device, dtype, use_sdpa, source) -> Backend:  # noqa: ANN001
+    padded = TorchBackend(model, device, dtype, use_sdpa)
+    if device.type != "cuda" or not model.config.uses_alibi:
+        return padded
+    from .cuda_backend import UnpaddedBackend
+
+    unpadded = UnpaddedBackend(model, device, dtype)
+    if unpadded.kernel_name == "loop":  # heads too narrow for flex and no flash-attn: padded is faster
+        return padded
+    return SplitByLength(padded, unpadded, UNPADDED_ABOVE)
+
+
 def _onnx(quantize: str | None) -> Callable[..., Backend]:
     def build(model, device, dtype, use_sdpa, source) -> Backend:  # noqa: ANN001
-        from .onnx_backend import OnnxBackend
+        from .onnx_backend import ONNX_MAX_SEQUENCE, OnnxBackend
 
         if device.type != "cpu" or dtype != torch.float32:
             raise InputError(
                 "the onnx backends run on the CPU in float32 (int8 via backend='onnx-int8'): "
                 f"got device={device}, dtype={dtype}; use backend='torch' or 'unpadded' on CUDA"
             )
-        return OnnxBackend.from_model(model, source, quantize=quantize)
+        onnx = OnnxBackend.from_model(model, source, quantize=quantize)
+        return SplitByLength(onnx, TorchBackend(model, device, dtype), ONNX_MAX_SEQUENCE)
 
     return build
 
@@ -42,6 +82,7 @@ def _unpadded(model, device, dtype, use_sdpa, source) -> Backend:  # noqa: ANN00
 
 # name -> constructor(model, device, dtype, use_sdpa, source_dir_or_None)
 BACKENDS: dict[str, Callable[..., Backend]] = {
+    "auto": _auto,  # torch; on CUDA, long batches of ALiBi models unpadded (UNPADDED_ABOVE)
     "torch": _torch,  # padded batches, any device; the reference path
     "onnx": _onnx(None),  # ONNX Runtime fp32 on the CPU
     "onnx-int8": _onnx("int8"),  # ONNX Runtime with dynamically quantized int8 weights

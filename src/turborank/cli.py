@@ -51,8 +51,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument(
         "--backend",
-        default="torch",
-        help="torch (default), onnx or onnx-int8 (ONNX Runtime on the CPU, export cached next to the "
+        default="auto",
+        help="auto (default: torch, and on CUDA unpadded attention for ALiBi batches past 3,072 tokens), "
+        "torch (padded), onnx or onnx-int8 (ONNX Runtime on the CPU, export cached next to the "
         "checkpoint), or unpadded (variable-length attention, for CUDA)",
     )
 
@@ -99,7 +100,7 @@ def load_reranker(args: argparse.Namespace):  # noqa: ANN201 - imported lazily t
         device=args.device,
         dtype=args.dtype,
         num_threads=args.threads,
-        backend=getattr(args, "backend", "torch"),
+        backend=getattr(args, "backend", "auto"),
     )
 
 

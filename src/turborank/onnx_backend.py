@@ -4,7 +4,8 @@ The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` of shap
 both axes dynamic, and returns ``logits`` (batch, num_labels). ALiBi is computed inside the graph from
 the sequence length, so one file serves every length. The graph holds the whole (nh, S, S) bias and the
 (B, nh, S, S) scores at once, which is cheap for short pairs but quadratic in S; batches longer than
-``max_sequence`` therefore run on the torch model, whose attention works in blocks of query rows.
+``ONNX_MAX_SEQUENCE`` therefore run on the torch model, whose attention works in blocks of query rows
+(``backends.SplitByLength``).
 
 Exports are named after a hash of the source weights and cached next to the checkpoint (``onnx/``),
 or under the user cache directory when the checkpoint directory is read-only.
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from .checkpoint import weights_path
-from .engine import Batch, TorchBackend
+from .engine import Batch
 from .errors import BackendError, InputError
 from .model import JinaBertForSequenceClassification
 
@@ -37,7 +38,7 @@ QUANTIZATIONS = ("int8",)
 # Longest padded batch run in ONNX Runtime; longer ones go to the blockwise torch path, whose fused
 # CPU attention wins from here on: on the turbo shape (2-core Xeon, torch 2.13) ONNX Runtime fp32 ran
 # 0.6x torch on 8 x 1,024 tokens and 0.43x on 10 x 2,048 (peak RSS 1.9 GB against 1.1 GB).
-DEFAULT_MAX_SEQUENCE = 512
+ONNX_MAX_SEQUENCE = 512
 # Padded tokens per batch (the engine's budget for this backend unless the caller sets one): half the
 # CPU default, because ONNX Runtime's attention stays unfused with the ALiBi bias, and its (B, nh, S, S)
 # scores and bias leave the cache. On 100 pairs of 30-500 tokens (turbo shape, 2-core Xeon, idle) int8
@@ -170,7 +171,7 @@ def exported_model(
 
 
 class OnnxBackend:
-    """Runs padded batches in ONNX Runtime on the CPU; very long batches on the blockwise torch model."""
+    """Runs padded batches in ONNX Runtime on the CPU."""
 
     is_padded = True
     max_batch_tokens = MAX_BATCH_TOKENS
@@ -180,7 +181,6 @@ class OnnxBackend:
         path: Path,
         model: JinaBertForSequenceClassification,
         num_threads: int | None = None,
-        max_sequence: int = DEFAULT_MAX_SEQUENCE,
     ):
         ort = _require_onnxruntime()
         options = ort.SessionOptions()
@@ -188,9 +188,7 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
-        self.max_sequence = max_sequence
-        self.model = model  # kept for parameter counts and the long-batch path
-        self.long_backend = TorchBackend(model, torch.device("cpu"), torch.float32)
+        self.model = model  # kept for parameter counts
         self.num_heads = model.config.num_attention_heads
 
     @classmethod
@@ -203,8 +201,6 @@ class OnnxBackend:
 
     def predict(self, batch: Batch) -> torch.Tensor:
         length = batch.input_ids.shape[1]
-        if length > self.max_sequence:
-            return self.long_backend.predict(batch)
         rows = max(1, MAX_SCORE_ELEMENTS // (self.num_heads * length * length))
         parts = [
             self._run(

@@ -45,7 +45,9 @@ class ServerConfig:
     dtype: str | None = _setting(None, "float32 (default), bfloat16, float16 or auto (bf16/fp16 on CUDA)")
     threads: int | None = _setting(None, "CPU threads for inference (default: torch's choice)")
     backend: str = _setting(
-        "torch", "torch, onnx or onnx-int8 (ONNX Runtime on the CPU), or unpadded (variable-length, CUDA)"
+        "auto",
+        "auto (torch; on CUDA, ALiBi batches past 3,072 tokens unpadded), torch, onnx or onnx-int8 (ONNX "
+        "Runtime on the CPU), or unpadded (variable-length, CUDA)",
     )
     max_batch_tokens: int | None = _setting(
         None, "padded tokens per forward pass (default: 2,048 on CPU, 16,384 on CUDA; memory vs. latency)"
