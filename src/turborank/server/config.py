@@ -59,7 +59,9 @@ class ServerConfig:
     max_documents: int = _setting(10000, "documents per request; more gets 413")
     max_body_bytes: int = _setting(16 * 1024 * 1024, "request body size in bytes; more gets 413")
     max_tokens_per_doc: int | None = _setting(
-        None, "tokens per (query, document) pair, specials included (default: the model's own limit)"
+        None,
+        "tokens per (query, document) pair, specials included: the default and the most a request may "
+        "ask for (default: the model's default length; requests may ask up to its position limit)",
     )
     long_documents: str = _setting(
         "truncate",

@@ -32,7 +32,7 @@ class RerankRequest:
     model: str | None = None  # None: the default (first) model
     top_n: int | None = None
     truncate: bool | None = None  # None: --auto-truncate; False: 422 for over-long pairs
-    max_tokens_per_doc: int | None = None  # pair tokens, capped by --max-tokens-per-doc
+    max_tokens_per_doc: int | None = None  # pair tokens, up to --max-tokens-per-doc or the model's limit
     max_chunks_per_doc: int | None = None  # Cohere v1: chunk long documents, at most this many windows
     documents_field: str = "documents"  # the dialect's name for the list, used in error messages
 
@@ -76,9 +76,12 @@ class RerankService:
 
     def plan_options(self, request: RerankRequest, reranker: Reranker) -> dict[str, Any]:
         """Keyword arguments for ``Reranker.plan``: the one place that maps request limits to the planner."""
-        limits = [reranker.max_length, self.config.max_tokens_per_doc, request.max_tokens_per_doc]
+        # The operator's --max-tokens-per-doc is the default and the ceiling; without it a request gets
+        # the model's default length and may ask for up to its position limit.
+        ceiling = min(self.config.max_tokens_per_doc or reranker.max_positions, reranker.max_positions)
+        default = min(self.config.max_tokens_per_doc or reranker.max_length, ceiling)
         options: dict[str, Any] = {
-            "max_length": min(v for v in limits if v is not None),
+            "max_length": min(request.max_tokens_per_doc or default, ceiling),
             "truncation": "only_second",
             "long_documents": "truncate",
         }
