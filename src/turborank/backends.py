@@ -17,9 +17,9 @@ from .errors import InputError
 from .model import JinaBertForSequenceClassification
 
 # On CUDA, ALiBi batches padded past this many tokens run unpadded under backend="auto". Measured on an
-# H200 (turbo shape, benchmarks/bench_gpu.py): padded SDPA with its dense bias block wins up to 2,048
-# tokens (bf16 2.81x vs 0.94x padded fp32 on 10 x 2,048), unpadded flex attention with the ALiBi score_mod
-# from 4,096 (4.56x vs 3.03x on 4 x 4,096; 9.5x vs 3.9x on 2 x 8,192).
+# H200 (turbo shape, bf16, benchmarks/bench_gpu.py; ratios to padded fp32): padded SDPA with its dense bias
+# block wins up to 3,072 tokens (3.86x vs 2.41x unpadded on 5 x 3,072), unpadded flex attention with the
+# ALiBi score_mod from 4,096 (5.59x vs 3.32x on 4 x 4,096; 16.1x vs 4.05x on 2 x 8,192).
 UNPADDED_ABOVE = 3072
 
 
@@ -66,7 +66,7 @@ def _onnx(quantize: str | None) -> Callable[..., Backend]:
         if device.type != "cpu" or dtype != torch.float32:
             raise InputError(
                 "the onnx backends run on the CPU in float32 (int8 via backend='onnx-int8'): "
-                f"got device={device}, dtype={dtype}; use backend='torch' or 'unpadded' on CUDA"
+                f"got device={device}, dtype={dtype}; use backend='auto' on CUDA"
             )
         onnx = OnnxBackend.from_model(model, source, quantize=quantize)
         return SplitByLength(onnx, TorchBackend(model, device, dtype), ONNX_MAX_SEQUENCE)
