@@ -196,7 +196,10 @@ def quantize_int8(fp32_path: Path, path: Path) -> Path:
 
 
 def _per_token_quantization(helper, x: str, prefix: str) -> list:  # noqa: ANN001 - onnx.helper
-    """Nodes making ``{prefix}_q`` (uint8, zero point 128) and ``{prefix}_scale`` (rows, 1) from ``x``."""
+    """Nodes making ``{prefix}_q`` (uint8, zero point 128) and ``{prefix}_scale`` (rows, 1) from ``x``.
+
+    ReduceMax takes ``axes`` as an attribute up to opset 17 (``OPSET``); from opset 18 it is an input.
+    """
     return [
         helper.make_node("Abs", [x], [f"{prefix}_abs"]),
         helper.make_node("ReduceMax", [f"{prefix}_abs"], [f"{prefix}_max0"], axes=[-1], keepdims=1),
