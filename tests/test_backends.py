@@ -19,6 +19,7 @@ class Recorder:
         self.is_padded = is_padded
         self.max_batch_tokens = max_batch_tokens
         self.model = object()
+        self.description = f"recorder {value:g}"
         self.lengths: list[int] = []
 
     def predict(self, batch: Batch) -> torch.Tensor:
@@ -38,12 +39,14 @@ def test_split_by_length_routes_each_batch_by_its_padded_length():
     assert short.lengths == [7, 512] and long.lengths == [513, 4000]
     # Batches are planned for the short side: its padding rule, budget and model.
     assert split.is_padded and split.max_batch_tokens == 1024 and split.model is short.model
+    assert split.description == "recorder 1 up to 512 tokens, recorder 2 beyond"
 
 
 @pytest.mark.parametrize("name", ["small", "mini12"])
 def test_auto_is_the_padded_torch_path_on_a_cpu(name):
     reranker = Reranker.from_pretrained(FIXTURES / name, device="cpu")
     assert reranker.backend_name == "auto" and type(reranker.engine.backend) is TorchBackend
+    assert reranker.info()["runs_on"] == "padded torch"
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -61,6 +64,10 @@ def test_auto_on_cuda_runs_long_alibi_batches_unpadded(monkeypatch):
     split = reranker.engine.backend
     assert isinstance(split, SplitByLength) and isinstance(split.long, UnpaddedBackend)
     assert split.max_sequence == 64
+    kernel = split.long.kernel_name
+    assert reranker.info()["runs_on"] == (
+        f"padded torch up to 64 tokens, unpadded torch with {kernel} attention beyond"
+    )
     logits = reranker.predict_logits(pairs)[:, 0]
     assert np.abs(logits - np.array(expected["logits"])).max() < 1e-4
 

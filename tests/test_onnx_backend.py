@@ -61,6 +61,8 @@ def test_exports_are_cached_by_weight_hash(checkpoints):
     before = path.stat().st_mtime_ns
     assert exported_model(model, directory) == path and path.stat().st_mtime_ns == before  # reused
     assert exported_model(model, directory, "int8").name.endswith("-int8.onnx")
+    onnx = Reranker.from_pretrained(directory, device="cpu", backend="onnx").info()["runs_on"]
+    assert onnx == f"ONNX Runtime ({path.name}) up to 512 tokens, padded torch beyond"
 
 
 def test_changed_weights_get_a_new_export(checkpoints, tmp_path):

@@ -385,6 +385,7 @@ class Reranker:
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
             "backend": self.backend_name,
+            "runs_on": self.engine.backend.description,
             "weights_file": weights_path(self.source).name if self.source else None,
         }
 

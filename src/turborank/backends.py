@@ -38,6 +38,10 @@ class SplitByLength:
         self.max_batch_tokens = short.max_batch_tokens
         self.model = short.model
 
+    @property
+    def description(self) -> str:
+        return f"{self.short.description} up to {self.max_sequence:,} tokens, {self.long.description} beyond"
+
     def predict(self, batch: Batch) -> torch.Tensor:
         backend = self.long if batch.input_ids.shape[1] > self.max_sequence else self.short
         return backend.predict(batch)

@@ -229,6 +229,7 @@ class UnpaddedBackend:
             )
         self.kernel_name = kernel
         self.kernel = KERNELS[kernel]()
+        self.description = f"unpadded torch with {kernel} attention"
         self.device = device
         self.dtype = dtype
         self.model = model.to(device=device, dtype=dtype).eval()

@@ -94,6 +94,7 @@ class Backend(Protocol):
     # The padded-token budget this backend runs fastest at, or None for the device's default; the
     # engine still plans every backend's batches the same way, only the budget differs.
     max_batch_tokens: int | None
+    description: str  # what runs the batches, in words (``Reranker.info()``)
 
     def predict(self, batch: Batch) -> torch.Tensor:
         """Raw logits (B, num_labels), float32, on the CPU, in batch order."""
@@ -103,6 +104,7 @@ class Backend(Protocol):
 class TorchBackend:
     is_padded = True
     max_batch_tokens = None
+    description = "padded torch"
 
     def __init__(
         self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype, use_sdpa: bool = True

@@ -272,6 +272,7 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
+        self.description = f"ONNX Runtime ({path.name})"
         self.model = model  # kept for parameter counts
         self.num_heads = model.config.num_attention_heads
 
