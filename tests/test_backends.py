@@ -78,3 +78,12 @@ def test_auto_on_cuda_stays_padded_where_unpadded_would_be_slower():
     # mini12's 8-dimension heads are too narrow for flex attention (the loop kernel would run).
     narrow = Reranker.from_pretrained(FIXTURES / "mini12", device="cuda").engine.backend
     assert type(narrow) is TorchBackend or narrow.long.kernel_name == "flash"
+
+
+def test_warm_up_runs_a_short_pair_and_one_past_the_length_split(small_dir):
+    reranker = Reranker.from_pretrained(small_dir, device="cpu")
+    assert reranker.warm_up() == [32]  # one backend: one short pass
+    short, long = Recorder(1.0), Recorder(2.0)
+    reranker.engine.backend = SplitByLength(short, long, max_sequence=100)
+    assert reranker.warm_up() == [32, 101]
+    assert short.lengths == [32] and long.lengths == [101]

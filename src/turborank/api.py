@@ -98,6 +98,10 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPES[dtype]
 
 
+# Pair length of warm_up's short pass: any short batch starts the kernels and thread pools.
+WARM_UP_TOKENS = 32
+
+
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
 
@@ -363,6 +367,21 @@ class Reranker:
         plan = self.plan(query, documents, max_length, truncation, long_documents)
         logits = self.engine.run(plan.encodings, batch_size)
         return self.finish(plan, logits, list(documents) if return_documents else None, top_n)
+
+    def warm_up(self) -> list[int]:
+        """Score a short pair, and one just past the backend's length split if it has one, so that
+        kernels compile and thread pools start before the first real request (under ``auto`` on CUDA
+        the first long batch compiles flex attention). Returns the pair lengths it ran."""
+        lengths = [min(WARM_UP_TOKENS, self.max_length)]
+        split = getattr(self.engine.backend, "max_sequence", None)  # SplitByLength's threshold
+        if split is not None and split < self.max_positions:
+            lengths.append(split + 1)
+        template = self.tokenizer.template
+        word = self.tokenizer.encode_texts(["warm"])[0][:1] or [self.tokenizer.pad_token_id]
+        for length in lengths:
+            body = word * (length - template.num_special_tokens)
+            self.engine.run([template.join(body[:1], body[1:])])
+        return lengths
 
     def info(self) -> dict[str, Any]:
         c = self.config

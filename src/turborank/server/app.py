@@ -57,6 +57,7 @@ def load_models(config: ServerConfig) -> dict[str, Reranker]:
             backend=config.backend,
         )
         reranker.engine.max_batch_size = config.max_batch_size
+        log.info("warmed up %s on pairs of %s tokens", name, reranker.warm_up())
         models[name] = reranker
     return models
 
