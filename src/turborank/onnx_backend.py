@@ -36,15 +36,16 @@ QUANTIZE_VERSION = 3
 OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 QUANTIZATIONS = ("int8",)
-# Longest padded batch run in ONNX Runtime; longer ones go to the blockwise torch path, whose fused
-# CPU attention wins from here on: on the turbo shape (2-core Xeon, torch 2.13) ONNX Runtime fp32 ran
-# 0.6x torch on 8 x 1,024 tokens and 0.43x on 10 x 2,048 (peak RSS 1.9 GB against 1.1 GB).
-ONNX_MAX_SEQUENCE = 512
-# Padded tokens per batch (the engine's budget for this backend unless the caller sets one): half the
-# CPU default, because ONNX Runtime's attention stays unfused with the ALiBi bias, and its (B, nh, S, S)
-# scores and bias leave the cache. On 100 pairs of 30-500 tokens (turbo shape, 2-core Xeon, idle) int8
-# ran 1.48x torch fp32 at 1,024 against 1.30x at 2,048; fp32 0.85x against 0.75x.
-MAX_BATCH_TOKENS = 1024
+# Longest padded batch run in ONNX Runtime; longer ones go to the blockwise torch path, whose memory stays
+# linear in length (the graph holds dense (rows, nh, S, S) scores: 50 MB per tensor at 1,024 tokens, 3.2 GB
+# at 8,192). Up to here ONNX Runtime is at least as fast (turbo shape, 2-core Xeon, torch 2.13, best of 3):
+# fp32 / int8 1.09x / 1.88x torch on 8 x 480 tokens, 1.01x / 1.40x on 4 x 1,024.
+ONNX_MAX_SEQUENCE = 1024
+# Padded tokens per batch (the engine's budget for this backend unless the caller sets one): below the
+# CPU default, because ONNX Runtime's unfused attention writes (B, nh, S, S) scores and bias out of cache.
+# On 100 pairs of 30-500 tokens (turbo shape, 2-core Xeon, best of 5) fp32 ran 1.11x / 1.12x / 1.08x torch
+# at 512 / 768 / 1,024; int8 2.17x at 768, 2.20x at 1,024 and 1.94x at 2,048.
+MAX_BATCH_TOKENS = 768
 # Attention score elements per ONNX Runtime call (rows * nh * S^2): a batch is split into row groups
 # under this bound, so the graph's dense scores stay within ~256 MB whatever the token budget.
 MAX_SCORE_ELEMENTS = 1 << 26
@@ -270,6 +271,9 @@ class OnnxBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ALiBi pushes distant keys' softmax weights into the denormal range (exp(-87) and below), where
+        # x86 arithmetic slows down many times over; flushing them to zero changes no result above 1e-38.
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
         self.description = f"ONNX Runtime ({path.name})"
