@@ -4,7 +4,7 @@ Both run through the same Reranker and engine in float32 on the CPU; the turbo s
 ALiBi, vocab 61,056) has random weights, which cost the same as real ones. Prints documents per
 second and the ratio default / turbo, measured in the same run.
 
-    python benchmarks/bench_default_model.py [--repeats 3] [--threads N] [--model DIR]
+    python benchmarks/bench_default_model.py [--repeats 3] [--threads N] [--model DIR] [--backend onnx-int8]
 """
 
 from __future__ import annotations
@@ -37,15 +37,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--model", default=None, help="checkpoint to time (default: the shipped model)")
+    parser.add_argument("--backend", default="auto", help="backend for both models (default: auto)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     docs = w.documents([200] * 100)
-    default = Reranker.from_pretrained(args.model)
+    default = Reranker.from_pretrained(args.model, backend=args.backend)
     with tempfile.TemporaryDirectory() as tmp:
-        turbo = Reranker.from_pretrained(w.write_checkpoint(w.TURBO, Path(tmp) / "turbo"))
+        turbo = Reranker.from_pretrained(
+            w.write_checkpoint(w.TURBO, Path(tmp) / "turbo"), backend=args.backend
+        )
         lengths = [len(e) for e in default.encode([(QUERY, d) for d in docs])]
-        print(f"hardware: {w.hardware()}")
+        print(f"hardware: {w.hardware()}; backend: {args.backend}")
         print(
             f"workload: 1 query x 100 documents of 200 tokens ({sum(lengths) / len(lengths):.0f} tokens/pair)"
         )
