@@ -42,6 +42,6 @@ def tiny_model(**overrides) -> JinaBertForSequenceClassification:
     )
     model = JinaBertForSequenceClassification(config)
     model.init_weights(torch.Generator().manual_seed(0))
-    for p in model.parameters():  # larger weights than BERT init so differences would show
+    for p in model.parameters():
         p.data.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.3)
     return model.eval()

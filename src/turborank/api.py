@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backends import create_backend
+from .backends import SplitByLength, create_backend
 from .checkpoint import TOKENIZER_FILE, declared_max_length, load_model, resolve_model_dir, weights_path
 from .chunking import LongDocuments, aggregate, chunk_pairs, resolve_long_documents
 from .engine import Engine, default_max_batch_tokens
@@ -171,8 +171,8 @@ class Reranker:
             revision: hub revision (branch, tag or commit).
             num_threads: CPU threads for torch (process-wide); None keeps torch's default.
             max_batch_tokens: padded tokens per forward pass; bounds activation memory (default: the
-                backend's own budget if it has one, 1,024 for the onnx backends, else 2,048 on CPU,
-                where small batches stay in cache, and 16,384 on CUDA).
+                backend's own budget if it has one, as the onnx backends do, else 2,048 on CPU, where
+                small batches stay in cache, and 16,384 on CUDA).
             use_token_type_ids: None picks what the model family was trained with.
             use_sdpa: fused attention (True) or the plain reference math (False).
             backend: "auto" (torch; on CUDA, batches of an ALiBi model past 3,072 tokens unpadded),
@@ -373,9 +373,9 @@ class Reranker:
         kernels compile and thread pools start before the first real request (under ``auto`` on CUDA
         the first long batch compiles flex attention). Returns the pair lengths it ran."""
         lengths = [min(WARM_UP_TOKENS, self.max_length)]
-        split = getattr(self.engine.backend, "max_sequence", None)  # SplitByLength's threshold
-        if split is not None and split < self.max_positions:
-            lengths.append(split + 1)
+        backend = self.engine.backend
+        if isinstance(backend, SplitByLength) and backend.max_sequence < self.max_positions:
+            lengths.append(backend.max_sequence + 1)
         template = self.tokenizer.template
         word = self.tokenizer.encode_texts(["warm"])[0][:1] or [self.tokenizer.pad_token_id]
         for length in lengths:

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOKENIZER_EXTRAS = (
-    "tokenizer_config.json",
+    TOKENIZER_CONFIG_FILE,
     "special_tokens_map.json",
     "vocab.txt",
     "vocab.json",
@@ -111,7 +112,7 @@ def declared_max_length(directory: Path) -> int | None:
     """``model_max_length`` from tokenizer_config.json: the pair length a model was trained and tuned
     for, as sentence-transformers' CrossEncoder and fastembed read it. None when absent or a sentinel
     (transformers writes 1e30 for "no limit")."""
-    path = directory / "tokenizer_config.json"
+    path = directory / TOKENIZER_CONFIG_FILE
     if not path.is_file():
         return None
     try:

@@ -14,6 +14,7 @@ or under the user cache directory when the checkpoint directory is read-only.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import tempfile
@@ -61,22 +62,14 @@ _CONSTANTS = {  # name -> (value, dtype) of the scalars the int8 graph shares
 }
 
 
-def _require_onnxruntime():  # noqa: ANN202 - returns the module
+def _require(module: str):  # noqa: ANN202 - returns the module
+    """Import ``onnxruntime`` or ``onnx``, both from the ``onnx`` extra, with the install hint."""
     try:
-        import onnxruntime
+        return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(
             "the onnx backends need onnxruntime and onnx: pip install 'turborank[onnx]'"
         ) from exc
-    return onnxruntime
-
-
-def _require_onnx():  # noqa: ANN202 - returns the module
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError("int8 export needs onnx: pip install 'turborank[onnx]'") from exc
-    return onnx
 
 
 def weights_digest(model: JinaBertForSequenceClassification, source: Path | None) -> str:
@@ -160,7 +153,7 @@ def quantize_int8(fp32_path: Path, path: Path) -> Path:
     matmuls against constant weights are quantized: attention's activation-by-activation products stay
     in fp32, where both sides would need a run-time quantization step.
     """
-    onnx = _require_onnx()
+    onnx = _require("onnx")
     from onnx import numpy_helper
 
     model = onnx.load(str(fp32_path))
@@ -267,7 +260,7 @@ class OnnxBackend:
         model: JinaBertForSequenceClassification,
         num_threads: int | None = None,
     ):
-        ort = _require_onnxruntime()
+        ort = _require("onnxruntime")
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -285,7 +278,7 @@ class OnnxBackend:
         cls, model: JinaBertForSequenceClassification, source: Path | None, quantize: str | None = None
     ) -> OnnxBackend:
         """Export (or reuse the cached export of) ``model`` and open it."""
-        _require_onnxruntime()
+        _require("onnxruntime")
         return cls(exported_model(model, source, quantize), model)
 
     def predict(self, batch: Batch) -> torch.Tensor:

@@ -339,7 +339,7 @@ def choose_inference_length(
     tie) becomes ``model_max_length`` in tokenizer_config.json, which turborank reads as the default
     ``max_length`` of absolute-position models; the sweep is kept in ``inference_length.json``.
     """
-    from ..checkpoint import TOKENIZER_FILE, load_model
+    from ..checkpoint import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, load_model
     from ..tokenization import PairTokenizer
     from .train import TrainConfig, dev_ndcg, encode_group_pairs
 
@@ -352,7 +352,7 @@ def choose_inference_length(
         scores[length] = dev_ndcg(model, tokenizer, dev, pairs, torch.device("cpu"), use_types)
         log.info("dev NDCG@10 at max_length %d: %.4f", length, scores[length])
     best = max(lengths, key=lambda n: (round(scores[n], 4), -n))
-    config_path = checkpoint / "tokenizer_config.json"
+    config_path = checkpoint / TOKENIZER_CONFIG_FILE
     tokenizer_config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     config_path.write_text(json.dumps({**tokenizer_config, "model_max_length": best}) + "\n")
     record = {"dev_ndcg@10_by_max_length": scores, "chosen": best, "dev_groups": len(dev)}
