@@ -463,3 +463,46 @@ def groups_from_keyword_queries(
             )
         )
     return groups
+
+
+NOISE_PLACES = ("before", "after", "around")
+
+
+def embed_in_noise(group: Group, noise: Sequence[str], rng: random.Random, max_words: int) -> Group:
+    """A copy of ``group`` whose every document sits inside unrelated text, scores and labels unchanged.
+
+    Each document gets whole sentences of randomly drawn ``noise`` passages before it, after it or on
+    both sides, up to ``max_words`` words in all (drawn uniformly, so some documents get none). The
+    copy keeps each document's teacher score and label: an answer does not stop being one because
+    other text surrounds it, which is what a student trained only on clean passages fails to learn.
+    Every document, positive or not, is padded alike, so length itself says nothing about relevance.
+    """
+    texts = []
+    for text in group.doc_texts:
+        budget = rng.randint(0, max(0, max_words - len(text.split())))
+        place = rng.choice(NOISE_PLACES)
+        before = rng.randint(0, budget) if place == "around" else budget if place == "before" else 0
+        parts = [_noise_text(noise, before, rng), text, _noise_text(noise, budget - before, rng)]
+        texts.append(" ".join(p for p in parts if p))
+    return Group(
+        f"{group.qid}#noise",
+        group.query,
+        [f"{d}#noise" for d in group.doc_ids],
+        texts,
+        list(group.labels),
+        None if group.teacher is None else list(group.teacher),
+        f"{group.source}+noise",
+    )
+
+
+def _noise_text(noise: Sequence[str], words: int, rng: random.Random) -> str:
+    """Whole sentences of random passages, about ``words`` words (never cut mid-sentence)."""
+    sentences: list[str] = []
+    count = 0
+    while count < words:
+        for sentence in split_sentences(rng.choice(noise)):
+            if count >= words:
+                break
+            sentences.append(sentence)
+            count += len(sentence.split())
+    return " ".join(sentences)

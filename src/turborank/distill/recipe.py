@@ -46,6 +46,7 @@ from ..eval.metrics import evaluate
 from .cache import EmbeddingCache, TeacherCache, score_groups
 from .data import (
     Group,
+    embed_in_noise,
     groups_from_beir,
     groups_from_candidates,
     groups_from_keyword_queries,
@@ -87,7 +88,15 @@ class RecipeConfig:
     dev_scifact: int = 60  # SciFact train queries held out for dev (BM25 top 16 each)
     dev_wikiqa: int = 120  # WikiQA train questions held out for dev (their candidate lists)
     bm25_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)  # teacher settings tried on the dev set
+    # MaxP window sizes (words) tried for the teacher's cosine on the dev set; None: the whole text.
+    window_words: tuple[int | None, ...] = (None, 48)
     cosine_scale: float = 20.0
+    # Share of training groups replaced by their copy embedded in unrelated text (data.embed_in_noise),
+    # and the most noise words a copy gets; the dev set gets such a copy of every group too.
+    noise_fraction: float = 0.5
+    noise_max_words: int = 300
+    init: str = "minilm"  # student init: minilm, or teacher:<checkpoint> to continue from a model
+    max_length: int = 192  # training pair length
     position: str = "absolute"  # student positions: absolute (MiniLM's own table) or alibi
     # Optimizer steps of 4 groups: 22,000 of the 39,087 groups, 71 minutes on 2 CPU cores (AMX, bf16);
     # None: one full epoch.
@@ -221,6 +230,7 @@ def data_key(config: RecipeConfig) -> str:
         "n_wikiqa_pool",
         "dev_scifact",
         "dev_wikiqa",
+        "n_train",
     )
     text = json.dumps({f: getattr(config, f) for f in fields}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
@@ -234,18 +244,34 @@ def dev_ndcg_of_teacher(teacher: HybridTeacher, dev: list[Group]) -> float:
 
 
 def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[HybridTeacher, dict]:
-    """The hybrid teacher whose BM25 weight scores best on the dev set; returns it and every result."""
+    """The hybrid teacher (BM25 weight, MaxP window) that scores best on the dev set, and every result."""
     encoder = BiEncoder()
     embeddings = EmbeddingCache(work / "embeddings.sqlite", encoder.identity)
     teacher = HybridTeacher(0.0, config.cosine_scale, encoder, embeddings)
-    teacher.prefetch([t for g in dev for t in (g.query, *g.doc_texts)])
     results = {}
-    for weight in config.bm25_weights:
-        teacher.bm25_weight = weight
-        results[weight] = dev_ndcg_of_teacher(teacher, dev)
-        log.info("teacher bm25 weight %g: dev NDCG@10 %.4f", weight, results[weight])
-    teacher.bm25_weight = max(results, key=lambda w: (results[w], -w))
-    return teacher, results
+    for window in config.window_words:
+        teacher.window_words = window
+        teacher.prefetch([t for g in dev for t in (g.query, *g.doc_texts)])
+        for weight in config.bm25_weights:
+            teacher.bm25_weight = weight
+            results[(window, weight)] = dev_ndcg_of_teacher(teacher, dev)
+            log.info(
+                "teacher window %s, bm25 weight %g: dev NDCG@10 %.4f",
+                window,
+                weight,
+                results[(window, weight)],
+            )
+    best = max(results, key=lambda key: (results[key], -key[1]))
+    teacher.window_words, teacher.bm25_weight = best
+    return teacher, {f"window={w},bm25={b:g}": v for (w, b), v in results.items()}
+
+
+def with_noise(
+    groups: list[Group], fraction: float, max_words: int, noise: list[str], seed: int
+) -> list[Group]:
+    """Each group replaced, with probability ``fraction``, by its copy embedded in unrelated text."""
+    rng = random.Random(seed)
+    return [embed_in_noise(g, noise, rng, max_words) if rng.random() < fraction else g for g in groups]
 
 
 def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
@@ -261,6 +287,9 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
         write_groups(train, train_path)
         write_groups(dev, dev_path)
     train, dev = read_groups(train_path)[: config.n_train], read_groups(dev_path)
+    if config.noise_fraction:
+        noise = noise_passages(config)
+        dev = dev + with_noise(dev, 1.0, config.noise_max_words, noise, config.seed + 1)
     scored_path = work / f"train-{key}.scored.{len(train)}.jsonl"
     log.info("groups: %d train, %d dev", len(train), len(dev))
     teacher, results = choose_teacher(config, dev, work)
@@ -270,7 +299,15 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
         with TeacherCache(work / "teacher.sqlite", teacher.identity) as cache:
             scored = score_groups(train, teacher, cache)
         write_groups(scored, scored_path)
-    return read_groups(scored_path), dev, teacher_info
+    train = read_groups(scored_path)
+    if config.noise_fraction:
+        train = with_noise(train, config.noise_fraction, config.noise_max_words, noise, config.seed)
+    return train, dev, teacher_info
+
+
+def noise_passages(config: RecipeConfig) -> list[str]:
+    """Unrelated text to embed documents in: the MS MARCO pool passages (unlabeled text)."""
+    return [doc.full_text for _, doc in sorted(pool_corpus(Path(config.data_dir)).items())]
 
 
 def run(config: RecipeConfig, stage: str = "all") -> Path | None:
@@ -292,7 +329,7 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
     student.position_embedding_type = config.position
     if config.position == "absolute":
         student.max_position_embeddings = 512  # all-MiniLM-L6-v2's position table
-    model, tokenizer_dir = build_student(student, init="minilm", seed=config.seed)
+    model, tokenizer_dir = build_student(student, init=config.init, seed=config.seed)
     train_config = TrainConfig(
         out_dir=Path(config.out_dir),
         run_dir=Path(config.work_dir) / "train",
@@ -303,7 +340,7 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
         lr=4e-5,
         warmup_ratio=0.05,
         supervised_weight=0.3,  # LCE on human positives (SciFact, WikiQA), next to the listwise KL
-        max_length=192,  # MS MARCO passages fit; SciFact abstracts keep title and opening
+        max_length=config.max_length,  # 192 fits MS MARCO passages; noise-embedded copies need more
         batch_groups=4,
         grad_accum=1,
         freeze_word_embeddings=True,  # keeps MiniLM's vocabulary intact; skips half the parameters' updates
@@ -317,7 +354,7 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
     )
     for key, value in config.train.items():
         setattr(train_config, key, value)
-    if config.probe_groups:
+    if config.probe_groups and config.init == "minilm":  # a continued model keeps its trained head
         # Inference only, so one autocast context for the whole probe is safe (no weight changes).
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.cpu_bf16):
             r2 = fit_head(model, tokenizer_dir, groups[: config.probe_groups], train_config.max_length)
@@ -506,6 +543,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--position", choices=("absolute", "alibi"), default=RecipeConfig.position)
     parser.add_argument("--max-steps", type=int, default=RecipeConfig.max_steps, help="optimizer steps")
     parser.add_argument(
+        "--init", default=RecipeConfig.init, help="student init: minilm or teacher:<checkpoint>"
+    )
+    parser.add_argument(
+        "--max-length", type=int, default=RecipeConfig.max_length, help="training pair length"
+    )
+    parser.add_argument("--n-train", type=int, default=None, help="training groups (a prefix of the shuffle)")
+    parser.add_argument(
+        "--noise-fraction", type=float, default=RecipeConfig.noise_fraction, help="groups embedded in noise"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=JSON", help="TrainConfig override, e.g. lr=7e-5"
     )
     args = parser.parse_args(argv)
@@ -518,6 +565,10 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         position=args.position,
         max_steps=args.max_steps,
+        init=args.init,
+        max_length=args.max_length,
+        n_train=args.n_train,
+        noise_fraction=args.noise_fraction,
         train=overrides,
     )
     if args.stage == "teacher-eval":

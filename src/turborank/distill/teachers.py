@@ -6,6 +6,7 @@
 | HttpTeacher      | a hosted rerank endpoint (Jina, Cohere or TEI wire format)  | url + model         |
 | ScoreFileTeacher | precomputed scores (TSV, TREC or JSONL), looked up by id    | file + its hash     |
 | HybridTeacher    | offline: z-normalised BM25 + scaled all-MiniLM-L6-v2 cosine | weights + settings  |
+|                  | (of the whole text, or its best window: MaxP)               |                     |
 
 ``identity`` is recorded in the score cache and the model card; a cache refuses scores from another
 identity, so settings that change scores must appear in it.
@@ -211,6 +212,12 @@ class BiEncoder:
 class HybridTeacher:
     """Offline teacher: ``bm25_weight * z(BM25) + cosine_scale * cos(all-MiniLM-L6-v2)``.
 
+    With ``window_words`` the cosine is MaxP (Dai & Callan 2019, "Deeper Text Understanding for IR
+    with Contextual Neural Language Modeling"): the best of the whole text's cosine and each window's,
+    windows being runs of whole sentences of at most that many words. A mean-pooled embedding of a
+    long text dilutes one relevant sentence among unrelated ones; a teacher that does so teaches its
+    student that an answer surrounded by other text is not an answer.
+
     BM25 (turborank.eval.bm25 settings) is computed over the documents being scored together, then
     z-normalised within that list, so its scale does not depend on query length. The cosine is scaled
     to a logit-like range (20, as in sentence-transformers' contrastive training). Embeddings are kept
@@ -230,22 +237,27 @@ class HybridTeacher:
         cosine_scale: float = 20.0,
         encoder: BiEncoder | None = None,
         embeddings: EmbeddingCache | None = None,
+        window_words: int | None = None,
     ):
         self.bm25_weight = bm25_weight
         self.cosine_scale = cosine_scale
+        self.window_words = window_words
         self.encoder = encoder or BiEncoder()
         self.embeddings = embeddings
         self._vectors: dict[str, np.ndarray] = {}
 
     @property
     def identity(self) -> str:
+        maxp = f":maxp{self.window_words}w" if self.window_words else ""
         return (
-            f"hybrid:bm25z*{self.bm25_weight:g}+cos*{self.cosine_scale:g}:"
+            f"hybrid:bm25z*{self.bm25_weight:g}+cos*{self.cosine_scale:g}{maxp}:"
             f"{MINILM_PACKAGE}:sha256={self.encoder.digest}"
         )
 
     def prefetch(self, texts: Sequence[str]) -> None:
-        """Embed the texts not embedded yet, in large batches."""
+        """Embed the texts (and for MaxP their windows) not embedded yet, in large batches."""
+        if self.window_words:
+            texts = [*texts, *(w for t in texts for w in self._windows(t))]
         new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if new and self.embeddings is not None:
             self._vectors.update(self.embeddings.get_many(new))
@@ -257,15 +269,50 @@ class HybridTeacher:
                 self.embeddings.put_many(fresh)
 
     def cosine(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        """Cosine similarity of the query with each document, shape (N,)."""
+        """Cosine similarity of the query with each document (or its best window), shape (N,)."""
         self.prefetch([query, *documents])
-        return np.stack([self._vectors[d] for d in documents]) @ self._vectors[query]
+        q = self._vectors[query]
+        whole = np.stack([self._vectors[d] for d in documents]) @ q
+        if not self.window_words:
+            return whole
+        best = [max((float(self._vectors[w] @ q) for w in self._windows(d)), default=-1.0) for d in documents]
+        return np.maximum(whole, np.array(best, dtype=whole.dtype))
+
+    def _windows(self, text: str) -> list[str]:
+        windows = sentence_windows(text, self.window_words or 0)
+        return windows if len(windows) > 1 else []  # one window is the whole text, embedded already
 
     def score(self, query: str, documents: list[str]) -> list[float]:
         scores = self.cosine_scale * self.cosine(query, documents).astype(np.float64)
         if self.bm25_weight:
             scores = scores + self.bm25_weight * zscore(bm25_scores(query, documents))
         return [float(s) for s in scores]
+
+
+def sentence_windows(text: str, max_words: int) -> list[str]:
+    """Consecutive whole sentences packed into windows of at most ``max_words`` words.
+
+    A sentence longer than ``max_words`` is cut into word runs of that size, so no window exceeds it.
+    """
+    from .data import split_sentences
+
+    pieces = []
+    for sentence in split_sentences(text):
+        words = sentence.split()
+        pieces += [" ".join(words[i : i + max_words]) for i in range(0, len(words), max_words)]
+    windows: list[str] = []
+    current: list[str] = []
+    count = 0
+    for piece in pieces:
+        n = len(piece.split())
+        if current and count + n > max_words:
+            windows.append(" ".join(current))
+            current, count = [], 0
+        current.append(piece)
+        count += n
+    if current:
+        windows.append(" ".join(current))
+    return windows
 
 
 def bm25_scores(query: str, documents: Sequence[str]) -> np.ndarray:
