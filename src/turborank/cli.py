@@ -280,7 +280,10 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="turborank", description="Fast cross-encoder reranking.")
+    parser.add_argument("--version", action="version", version=f"turborank {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_rank(sub)
     add_info(sub)
