@@ -47,7 +47,7 @@ def missing_requirements(requirements: Iterable[str], extras: Sequence[str] = TE
         if installed is None or not requirement.specifier.contains(installed, prereleases=True):
             requirement.marker = None
             missing.append(str(requirement))
-    return missing
+    return list(dict.fromkeys(missing))  # extras share requirements (httpx, bm25s): name each once
 
 
 def warn_if_another_checkout_is_tested() -> None:

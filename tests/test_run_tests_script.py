@@ -37,6 +37,7 @@ def test_only_absent_or_too_old_requirements_of_the_test_extras_are_installed():
         'pytest>=1; extra == "dev"',  # installed and recent enough
         'pytest>=999; extra == "dev"',  # installed but too old
         'no-such-package-for-turborank>=1.2; extra == "eval"',
+        'no-such-package-for-turborank>=1.2; extra == "train"',  # shared by two extras: listed once
         'another-missing-package; extra == "docs"',  # not a test extra
     ]
     assert load_script().missing_requirements(requirements) == [
