@@ -166,6 +166,7 @@ def test_known_folders_keep_their_protocol_without_eval_json(tmp_path):
         ('{"k": 0}', "'k' must be at least 1"),
         ('{"measures": ["NDCG"]}', "needs a cutoff"),
         ('{"measures": []}', "non-empty list"),
+        ('{"headline": "nDCG@10"}', "'headline': unknown measure 'nDCG@10'"),
         ("[2]", "expected a JSON object"),
         ("{relevance_level: 2}", "cannot read it as JSON"),
     ],

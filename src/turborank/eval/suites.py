@@ -80,7 +80,7 @@ KNOWN = {
     ),
 }
 # eval.json keys and the JSON types each accepts.
-PROTOCOL_TYPES: dict[str, type | tuple[type, ...]] = {
+PROTOCOL_TYPES: dict[str, type] = {
     "split": str,
     "keep_unjudged": bool,
     "k": int,
@@ -192,11 +192,11 @@ def _check_protocol_value(path: Path, key: str, value: Any) -> None:
         raise DatasetError(f"{path}: {key!r} must be a JSON {expected.__name__}, got {value!r}")
     if key in ("k", "relevance_level") and value < 1:
         raise DatasetError(f"{path}: {key!r} must be at least 1, got {value}")
-    if key == "measures":
+    if key in ("measures", "headline"):
         try:
-            check_measures(value)
+            check_measures(value if key == "measures" else [value])
         except ValueError as exc:
-            raise DatasetError(f"{path}: {exc}") from None
+            raise DatasetError(f"{path}: {key!r}: {exc}") from None
 
 
 def resolve_suite(name: str, data_root: Path) -> tuple[list[DatasetSpec], list[str]]:
