@@ -13,9 +13,12 @@ DOCS = [
 ]
 
 
-def test_compute_score_single_pair_gives_a_float(small_reranker):
-    score = small_reranker.compute_score([QUERY, DOCS[0]])
-    assert isinstance(score, float) and 0 < score < 1
+def test_compute_score_single_pair_gives_a_float_in_both_input_forms(small_reranker):
+    # The reference returns a bare float whenever exactly one score results (spec section 7).
+    bare = small_reranker.compute_score([QUERY, DOCS[0]])
+    nested = small_reranker.compute_score([[QUERY, DOCS[0]]])
+    assert isinstance(bare, float) and 0 < bare < 1
+    assert isinstance(nested, float) and nested == bare
 
 
 def test_compute_score_keeps_input_order_and_matches_logits(small_reranker):
@@ -25,7 +28,6 @@ def test_compute_score_keeps_input_order_and_matches_logits(small_reranker):
     singles = [small_reranker.compute_score(p) for p in pairs]
     np.testing.assert_allclose(scores, singles, atol=1e-6)
     np.testing.assert_allclose(scores, sigmoid(np.array(logits, dtype=np.float32)), atol=1e-7)
-    assert isinstance(small_reranker.compute_score([pairs[0]]), list)  # a list of one pair stays a list
 
 
 def test_rerank_sorts_by_score_and_agrees_with_compute_score(small_reranker):

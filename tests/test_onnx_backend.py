@@ -88,6 +88,27 @@ def test_without_a_checkpoint_dir_the_user_cache_is_used(checkpoints, tmp_path, 
     assert exported_model(model, None).parent == tmp_path / "turborank" / "onnx"
 
 
+def test_the_shipped_model_is_never_exported_into_the_package(tmp_path, monkeypatch):
+    from turborank.api import DEFAULT_MODEL_DIR
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    # Writable in a source checkout, yet an export there would grow the installed package by 150 MB.
+    assert cache_dir(DEFAULT_MODEL_DIR) == tmp_path / "turborank" / "onnx"
+    assert not (DEFAULT_MODEL_DIR / "onnx").exists()
+
+
+def test_checkpoints_under_site_packages_export_to_the_user_cache(checkpoints, tmp_path, monkeypatch):
+    site_packages = tmp_path / "lib" / "site-packages"
+    installed = shutil.copytree(
+        checkpoints["small"], site_packages / "somepackage" / "model", ignore=shutil.ignore_patterns("onnx")
+    )
+    monkeypatch.setattr("site.getsitepackages", lambda: [str(site_packages)])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = Reranker.from_pretrained(installed, device="cpu").engine.backend.model
+    assert exported_model(model, installed).parent == tmp_path / "cache" / "turborank" / "onnx"
+    assert not (installed / "onnx").exists()
+
+
 def test_long_batches_run_on_the_blockwise_torch_model(checkpoints):
     reranker = Reranker.from_pretrained(checkpoints["small"], device="cpu", backend="onnx")
     backend = reranker.engine.backend

@@ -289,12 +289,13 @@ class Reranker:
     ) -> float | list[float]:
         """Drop-in for the reference ``compute_score``: sigmoid scores (``normalize``) or raw logits.
 
-        A single ``[query, document]`` pair gives a bare float; a list of pairs a list in input order.
+        Like the reference, exactly one score comes back as a bare float, whether it was passed as
+        ``[query, document]`` or as ``[[query, document]]``; more pairs give a list in input order.
         ``batch_size`` caps the pairs per forward pass; the engine also packs by token budget.
         ``long_documents="chunk"`` (or a ``LongDocuments``) scores each window of a long document and
         aggregates them into the pair's score.
         """
-        pairs, single = _as_pairs(sentence_pairs)
+        pairs = _as_pairs(sentence_pairs)
         _check_batch_size(batch_size)
         encodings, owners, options = self.encode_long(pairs, max_length, truncation, long_documents)
         logits = self.engine.run(encodings, batch_size)
@@ -307,7 +308,7 @@ class Reranker:
         pair_logits, _ = aggregate(logits[:, 0], owners, len(pairs), options.aggregation, options.top_k)
         values = sigmoid(pair_logits) if normalize else pair_logits
         scores = [float(v) for v in values]
-        return scores[0] if single and len(scores) == 1 else scores
+        return scores[0] if len(scores) == 1 else scores
 
     def plan(
         self,
@@ -446,13 +447,13 @@ def _check_batch_size(batch_size: Any) -> None:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-def _as_pairs(sentence_pairs: Any) -> tuple[list[tuple[str, str]], bool]:
+def _as_pairs(sentence_pairs: Any) -> list[tuple[str, str]]:
     if (
         isinstance(sentence_pairs, (list, tuple))
         and len(sentence_pairs) == 2
         and all(isinstance(t, str) for t in sentence_pairs)
     ):
-        return [(sentence_pairs[0], sentence_pairs[1])], True
+        return [(sentence_pairs[0], sentence_pairs[1])]
     if not isinstance(sentence_pairs, (list, tuple)):
         raise InputError(
             "sentence_pairs must be a [query, document] pair or a list of such pairs, "
@@ -465,7 +466,7 @@ def _as_pairs(sentence_pairs: Any) -> tuple[list[tuple[str, str]], bool]:
                 f"sentence_pairs[{i}] must be a [query, document] pair of strings, got {pair!r:.80}"
             )
         pairs.append((pair[0], pair[1]))
-    return pairs, False
+    return pairs
 
 
 def _check_documents(documents: Any) -> list[str]:

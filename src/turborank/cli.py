@@ -234,6 +234,19 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         "--k", type=int, default=None, help="candidates to rerank (default 100; rag 10; msmarco 20)"
     )
     stage.add_argument("--measures", nargs="+", default=None, help="e.g. NDCG@10 MRR@10 MAP Recall@100 Hit@5")
+    stage.add_argument(
+        "--relevance-level",
+        type=int,
+        default=None,
+        help="lowest grade binary measures count as relevant (default: eval.json's, TREC DL 2, else 1)",
+    )
+    stage.add_argument(
+        "--ignore-identical-ids",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="drop a candidate whose id is the query's id, as BEIR does (default: on, except TREC DL and "
+        "MS MARCO, or as the dataset's eval.json says)",
+    )
     model = p.add_argument_group("reranker (default: the shipped model)")
     add_model_arguments(model)
     model.add_argument(
@@ -280,7 +293,10 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="turborank", description="Fast cross-encoder reranking.")
+    parser.add_argument("--version", action="version", version=f"turborank {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_rank(sub)
     add_info(sub)

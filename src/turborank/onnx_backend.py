@@ -8,7 +8,8 @@ the sequence length, so one file serves every length. The graph holds the whole 
 (``backends.SplitByLength``).
 
 Exports are named after a hash of the source weights and cached next to the checkpoint (``onnx/``),
-or under the user cache directory when the checkpoint directory is read-only.
+or under the user cache directory when the checkpoint directory is read-only or inside an installed
+package (the shipped default model, or any checkpoint under site-packages).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import hashlib
 import importlib
 import logging
 import os
+import site
+import sysconfig
 import tempfile
 import warnings
 from pathlib import Path
@@ -87,8 +90,13 @@ def weights_digest(model: JinaBertForSequenceClassification, source: Path | None
 
 
 def cache_dir(source: Path | None) -> Path:
-    """``<checkpoint>/onnx`` when writable, else ``$XDG_CACHE_HOME/turborank/onnx`` (~/.cache)."""
-    if source is not None:
+    """``<checkpoint>/onnx`` for a user's own writable checkpoint, else ``$XDG_CACHE_HOME/turborank/onnx``.
+
+    A checkpoint inside an installed package gets the user cache even when its folder is writable: an
+    export there would add ~150 MB to site-packages (or to the source tree of an editable install) that
+    ``pip uninstall`` does not know about.
+    """
+    if source is not None and not inside_installed_package(Path(source)):
         candidate = Path(source) / "onnx"
         try:
             candidate.mkdir(exist_ok=True)
@@ -101,6 +109,14 @@ def cache_dir(source: Path | None) -> Path:
     candidate = root / "turborank" / "onnx"
     candidate.mkdir(parents=True, exist_ok=True)
     return candidate
+
+
+def inside_installed_package(path: Path) -> bool:
+    """Whether ``path`` lies in turborank's own package folder or in any site-packages folder."""
+    roots = [Path(__file__).parent, *site.getsitepackages(), site.getusersitepackages()]
+    roots += [sysconfig.get_paths()[key] for key in ("purelib", "platlib")]
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(Path(root).resolve()) for root in roots)
 
 
 def export_onnx(model: JinaBertForSequenceClassification, path: Path) -> Path:

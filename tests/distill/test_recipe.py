@@ -16,6 +16,7 @@ from turborank.distill.recipe import (
     fit_head,
     nfcorpus_train_queries,
 )
+from turborank.eval.scoring import Scores
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "small"
 WORDS = ["cat", "dog", "bird", "fish", "tree", "house", "car", "road", "river", "city"]
@@ -72,7 +73,7 @@ def test_teacher_scorer_wraps_a_teacher_for_the_eval_harness() -> None:
 
     scorer = TeacherScorer(Fixed())
     assert scorer.identity == "fixed:v1" and scorer.concurrency == 1
-    assert scorer.score("q", ("ab", "c")) == [2.0, 1.0]
+    assert scorer.score("q", ("ab", "c")) == Scores([2.0, 1.0], 2)
 
 
 def test_nfcorpus_training_queries_come_from_train_and_dev_only(tmp_path) -> None:

@@ -139,7 +139,9 @@ def test_cli_local_and_endpoint_then_report(folder, server_url, tmp_path, capsys
     assert model["settings"]["weights_sha256"] and model["settings"]["dtype"] == "float32"
     assert model["settings"]["max_length"] == 8192 and model["k"] == 10
     assert served["settings"]["api_format"] == "tei" and served["settings"]["endpoint"].endswith("/rerank")
-    assert model["latency"]["pairs"] == 50 and model["latency"]["p95_ms"] >= model["latency"]["p50_ms"] > 0
+    latency = model["latency"]
+    assert latency["documents"] == latency["windows"] == 50 and latency["p95_ms"] >= latency["p50_ms"] > 0
+    assert served["latency"]["windows"] is None and served["latency"]["windows_per_s"] is None
     assert local["environment"]["libraries"]["pytrec-eval-terrier"]
     run_lines = (local_out / "runs" / "small" / "tiny.test.trec").read_text().splitlines()
     assert len(run_lines) == 50 and run_lines[0].endswith(" small")
@@ -185,8 +187,8 @@ def test_long_documents_option_reaches_the_library(reranker):
     chunk = LocalScorer(reranker, rerank_options(max_length=64, long_documents="chunk"))
     assert truncate.identity != chunk.identity and "long_documents=chunk" in chunk.identity
     assert chunk.settings["max_length"] == 64 and chunk.settings["long_documents"] == "chunk"
-    expected = reranker.rerank("capital of France", [document], max_length=64, long_documents="chunk")[
-        0
-    ].logit
-    assert chunk.score("capital of France", [document]) == [pytest.approx(expected)]
-    assert truncate.score("capital of France", [document]) != chunk.score("capital of France", [document])
+    (expected,) = reranker.rerank("capital of France", [document], max_length=64, long_documents="chunk")
+    chunked, truncated = (scorer.score("capital of France", [document]) for scorer in (chunk, truncate))
+    assert chunked.values == [pytest.approx(expected.logit)] and truncated.values != chunked.values
+    # The work is windows: a chunked document counts each window it took, a truncated one counts one.
+    assert chunked.windows == expected.num_chunks > 1 and truncated.windows == 1

@@ -7,6 +7,7 @@ from eval_helpers import write_beir
 
 from turborank.eval.cache import ScoreCache
 from turborank.eval.runner import evaluate_dataset
+from turborank.eval.scoring import Scores
 from turborank.eval.suites import dataset_spec
 
 CORPUS = {f"d{i}": ("", f"document {i} about topic {i % 3} " * (i + 1)) for i in range(8)}
@@ -32,7 +33,7 @@ class CountingScorer:
             raise KeyboardInterrupt
         self.calls += 1
         self.pairs += len(documents)
-        return [float(len(d)) for d in documents]
+        return Scores([float(len(d)) for d in documents], len(documents))
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_interrupted_run_resumes_and_rerun_is_free(spec, tmp_path):
     assert again.pairs == 0
     assert second[1].measures == first[1].measures
     assert second[1].latency == first[1].latency  # timings come from the cache too
-    assert first[1].latency["queries"] == 3 and first[1].latency["pairs"] == 24
+    assert first[1].latency["queries"] == 3 and first[1].latency["documents"] == 24
 
     other = CountingScorer(identity="other-model")
     evaluate_dataset(spec, [other], ScoreCache(path), k=8, progress=False)

@@ -43,6 +43,7 @@ from ..eval.bm25 import BM25Index
 # The corpus reader alone: the pools' queries and qrels are evaluation sets and are never opened.
 from ..eval.data import Document, load_beir, read_corpus
 from ..eval.metrics import evaluate
+from ..eval.scoring import Scores
 from .cache import EmbeddingCache, TeacherCache, score_groups
 from .data import (
     Group,
@@ -437,8 +438,8 @@ class TeacherScorer:
         self.identity = teacher.identity
         self.settings = {"teacher": teacher.identity}
 
-    def score(self, query: str, documents: list[str]) -> list[float]:
-        return self.teacher.score(query, list(documents))
+    def score(self, query: str, documents: list[str]) -> Scores:
+        return Scores(self.teacher.score(query, list(documents)), len(documents))
 
 
 def evaluate_teacher(

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS scores (
 );
 CREATE TABLE IF NOT EXISTS timings (
     scorer TEXT NOT NULL, query_id TEXT NOT NULL, seconds REAL NOT NULL, pairs INTEGER NOT NULL,
-    PRIMARY KEY (scorer, query_id)
+    windows INTEGER, PRIMARY KEY (scorer, query_id)
 );
 """
 
@@ -40,6 +40,7 @@ class ScoreCache:
         # The runner may score from worker threads; all writes happen on the calling thread.
         self._db = sqlite3.connect(str(path) if path is not None else ":memory:", check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        self._add_windows_column()
 
     def get(self, scorer: str, query_id: str, doc_ids: Sequence[str]) -> dict[str, float]:
         """The cached scores among ``doc_ids`` (missing ones are simply absent)."""
@@ -50,9 +51,15 @@ class ScoreCache:
         return {doc: score for doc, score in rows if doc in wanted}
 
     def put(
-        self, scorer: str, query_id: str, scores: Mapping[str, float], seconds: float | None = None
+        self,
+        scorer: str,
+        query_id: str,
+        scores: Mapping[str, float],
+        seconds: float | None = None,
+        windows: int | None = None,
     ) -> None:
-        """Store one query's new scores, and the time they took when all of its pairs were scored at once."""
+        """Store one query's new scores, and the time they took when all of its pairs were scored at once
+        (``windows``: the model inputs they took, when known)."""
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)",
@@ -60,16 +67,25 @@ class ScoreCache:
             )
             if seconds is not None:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO timings VALUES (?, ?, ?, ?)",
-                    (scorer, query_id, seconds, len(scores)),
+                    "INSERT OR REPLACE INTO timings (scorer, query_id, seconds, pairs, windows) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (scorer, query_id, seconds, len(scores), windows),
                 )
 
-    def timing(self, scorer: str, query_id: str) -> tuple[float, int] | None:
-        """(seconds, pairs) recorded when this query was scored, if it was scored in one go."""
+    def timing(self, scorer: str, query_id: str) -> tuple[float, int, int | None] | None:
+        """(seconds, documents, windows or None) recorded when this query was scored in one go."""
         row = self._db.execute(
-            "SELECT seconds, pairs FROM timings WHERE scorer = ? AND query_id = ?", (scorer, query_id)
+            "SELECT seconds, pairs, windows FROM timings WHERE scorer = ? AND query_id = ?",
+            (scorer, query_id),
         ).fetchone()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
+
+    def _add_windows_column(self) -> None:
+        # Cache files written before windows were counted keep their scores; their timings read as unknown.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(timings)")}
+        if "windows" not in columns:
+            with self._db:
+                self._db.execute("ALTER TABLE timings ADD COLUMN windows INTEGER")
 
     def close(self) -> None:
         self._db.close()

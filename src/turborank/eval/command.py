@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from .cache import ScoreCache
-from .report import read_results, render, write_results
+from .metrics import check_measures
+from .report import format_rate, read_results, render, write_results
 from .runner import evaluate_dataset
 from .scoring import LocalScorer, RemoteScorer, Scorer, rerank_options
 from .suites import LOCO_MAX_LENGTHS, DatasetSpec, dataset_spec, resolve_suite
@@ -73,7 +74,25 @@ def _specs(args: argparse.Namespace) -> list[DatasetSpec]:
         specs = [replace(s, split=args.split) if s.suite else s for s in specs]
     if not specs:
         raise InputError(f"no dataset to evaluate under {data_root}: pass --data-root or --dataset DIR")
-    return specs
+    return _with_rule_flags(specs, args)
+
+
+def _with_rule_flags(specs: list[DatasetSpec], args: argparse.Namespace) -> list[DatasetSpec]:
+    """The flags that override every dataset's protocol (eval.json, known folder or defaults)."""
+    if args.measures:
+        try:
+            check_measures(args.measures)
+        except ValueError as exc:
+            raise InputError(f"--measures: {exc}") from None
+    if args.relevance_level is not None and args.relevance_level < 1:
+        raise InputError(
+            f"--relevance-level must be at least 1 (the lowest relevant grade), got {args.relevance_level}"
+        )
+    flags = {"relevance_level": args.relevance_level, "ignore_identical_ids": args.ignore_identical_ids}
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    if not overrides:
+        return specs
+    return [replace(spec, **overrides, protocol=f"{spec.protocol} + flags") for spec in specs]
 
 
 def _scorers(args: argparse.Namespace, specs: list[DatasetSpec]) -> dict[str, list[Scorer]]:
@@ -114,5 +133,10 @@ def _scorers(args: argparse.Namespace, specs: list[DatasetSpec]) -> dict[str, li
 def _print_record(record: dict) -> None:
     measures = "  ".join(f"{k} {v:.4f}" for k, v in record["measures"].items())
     latency = record.get("latency")
-    speed = f"  {latency['pairs_per_s']:.0f} pairs/s p50 {latency['p50_ms']:.0f} ms" if latency else ""
+    speed = ""
+    if latency:
+        speed = f"  {format_rate(latency['documents_per_s'])} documents/s"
+        if latency["windows"] is not None and latency["windows"] != latency["documents"]:
+            speed += f" ({format_rate(latency['windows_per_s'])} windows/s)"
+        speed += f" p50 {latency['p50_ms']:.0f} ms"
     print(f"{record['dataset']} ({record['split']}) {record['system']}: {measures}{speed}", file=sys.stderr)

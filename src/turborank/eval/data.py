@@ -182,6 +182,17 @@ def ranked(docs: Mapping[str, float]) -> list[tuple[str, float]]:
     return sorted(docs.items(), key=lambda item: (item[1], item[0]), reverse=True)
 
 
+def drop_identical_ids(run: Mapping[str, Mapping[str, float]]) -> tuple[Run, int]:
+    """The run without any document whose id equals its query's id, and how many were dropped.
+
+    BEIR's rule (``EvaluateRetrieval.evaluate(ignore_identical_ids=True)``, its default, and its
+    retrievers' top k + 1): in sets whose queries are corpus documents (ArguAna, Quora) the query's own
+    document would otherwise rank first.
+    """
+    kept = {qid: {doc: score for doc, score in docs.items() if doc != qid} for qid, docs in run.items()}
+    return kept, sum(len(docs) for docs in run.values()) - sum(len(docs) for docs in kept.values())
+
+
 def top_k(run: Mapping[str, Mapping[str, float]], k: int) -> Run:
     """Keep each query's k best documents, cut in trec_eval's order so measures at k agree with it."""
     return {qid: dict(ranked(docs)[:k]) for qid, docs in run.items()}

@@ -99,6 +99,14 @@ def evaluate(
     return {name: sum(values[name] for values in per_query.values()) / len(per_query) for name in measures}
 
 
+def check_measures(names: Sequence[str]) -> None:
+    """Raise ``ValueError``, naming the known measures, unless ``names`` is a non-empty list of measures."""
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"measures must be a non-empty list of names such as NDCG@10, got {names!r}")
+    for name in names:
+        _parse(name)
+
+
 def _parse(name: str) -> tuple[str, str, str, int | None]:
     """'NDCG@10' -> (name, trec_eval measure to request, key in its output, run depth to cut to)."""
     match = _NAME.match(name)

@@ -111,7 +111,7 @@ def detail_table(records: Sequence[dict[str, Any]]) -> str:
     for dataset, split in _unique((r["dataset"], r["split"]) for r in records):
         group = [r for r in records if (r["dataset"], r["split"]) == (dataset, split)]
         measures = _unique(m for r in group for m in r["measures"])
-        header = ["Model", "stage", *measures, "pairs/s", "p50 ms/query", "p95 ms/query"]
+        header = ["Model", "stage", *measures, "documents/s", "windows/s", "p50 ms/query", "p95 ms/query"]
         rows = []
         for r in group:
             latency = r.get("latency") or {}
@@ -120,17 +120,44 @@ def detail_table(records: Sequence[dict[str, Any]]) -> str:
                     f"`{r['system']}`",
                     r["stage"],
                     *(_points(r["measures"][m]) if m in r["measures"] else "-" for m in measures),
-                    f"{latency['pairs_per_s']:,.0f}" if latency else "-",
-                    f"{latency['p50_ms']:,.0f}" if latency else "-",
-                    f"{latency['p95_ms']:,.0f}" if latency else "-",
+                    *_latency_cells(latency),
                 ]
             )
         first = group[0]
         title = (
-            f"**{dataset}** ({split}, {first['queries']} queries, top {first['k']} of {first['first_stage']})"
+            f"**{dataset}** ({split}, {first['queries']} queries, top {first['k']} of {first['first_stage']}"
+            f"{_rules_text(first.get('rules'))})"
         )
         blocks.append(f"{title}\n\n{_markdown(header, rows)}")
     return "\n\n".join(blocks)
+
+
+def format_rate(value: float) -> str:
+    """A rate with three significant digits (0.0421, 4.21, 42.1), whole numbers from 100 up."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _latency_cells(latency: dict[str, Any]) -> list[str]:
+    if not latency:
+        return ["-"] * 4
+    # Result files written before windows were counted call documents "pairs".
+    documents_per_s = latency.get("documents_per_s", latency.get("pairs_per_s"))
+    windows_per_s = latency.get("windows_per_s")
+    return [
+        format_rate(documents_per_s),
+        format_rate(windows_per_s) if windows_per_s is not None else "-",
+        f"{latency['p50_ms']:,.0f}",
+        f"{latency['p95_ms']:,.0f}",
+    ]
+
+
+def _rules_text(rules: dict[str, Any] | None) -> str:
+    if not rules:
+        return ""
+    text = f"; relevant: grade >= {rules['relevance_level']}"
+    if rules["ignore_identical_ids"]:
+        text += f"; candidates equal to the query id dropped: {rules['identical_ids_dropped']}"
+    return f"{text}; protocol: {rules['protocol']}"
 
 
 def render(records: Sequence[dict[str, Any]]) -> str:

@@ -20,9 +20,18 @@ from tqdm.auto import tqdm
 
 from .bm25 import BM25Index
 from .cache import ScoreCache
-from .data import BeirDataset, DatasetError, Run, load_beir, read_trec_run, top_k, write_trec_run
+from .data import (
+    BeirDataset,
+    DatasetError,
+    Run,
+    drop_identical_ids,
+    load_beir,
+    read_trec_run,
+    top_k,
+    write_trec_run,
+)
 from .metrics import evaluate
-from .scoring import Scorer
+from .scoring import Scorer, Scores
 from .suites import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -32,12 +41,18 @@ FIRST_STAGE_RUNS = ("bm25_top100.{split}.trec", "runs/BM25.trec", "runs/BM25_top
 
 @dataclass
 class Latency:
-    """Scoring time per query, from the cache's timings (queries scored in one go, this run or earlier)."""
+    """Scoring time per query, from the cache's timings (queries scored in one go, this run or earlier).
+
+    ``documents`` are (query, document) pairs; ``windows`` the model inputs they took, more than the
+    documents when long documents are chunked (None when the scorer cannot tell, as for an endpoint).
+    """
 
     queries: int
-    pairs: int
+    documents: int
+    windows: int | None
     seconds: float
-    pairs_per_s: float
+    documents_per_s: float
+    windows_per_s: float | None
     p50_ms: float
     p95_ms: float
 
@@ -62,6 +77,7 @@ class Record:
     run_file: str | None = None
     settings: dict[str, Any] | None = None
     note: str | None = None
+    rules: dict[str, Any] | None = None  # the evaluation rules that applied, and where they came from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,7 +110,8 @@ def first_stage(
     run = {qid: docs for qid, docs in full.items() if qid in data.queries}
     if not run:
         raise DatasetError(f"{path}: none of its queries belong to split {spec.split!r} of {spec.directory}")
-    label = "BM25" if "bm25" in path.name.lower() else path.stem
+    # The file's own name: "bm25" in it may well be an LLM reranking *of* BM25.
+    label = path.stem.removesuffix(f".{spec.split}")
     return run, label, str(path)
 
 
@@ -117,7 +134,7 @@ def rerank(
         if missing:
             todo.append((qid, missing, len(missing) == len(doc_ids)))
 
-    def work(item: tuple[str, list[str], bool]) -> tuple[str, list[str], bool, list[float], float]:
+    def work(item: tuple[str, list[str], bool]) -> tuple[str, list[str], bool, Scores, float]:
         qid, missing, whole = item
         start = time.perf_counter()
         scores = scorer.score(data.queries[qid], [data.corpus[d].full_text for d in missing])
@@ -130,9 +147,9 @@ def rerank(
     ):
         # Results come back in order on this thread, which alone writes the cache.
         for qid, missing, whole, scores, seconds in pool.map(work, todo):
-            new = dict(zip(missing, scores, strict=True))
+            new = dict(zip(missing, scores.values, strict=True))
             # A query's time means something only when all of its pairs were scored together.
-            cache.put(scorer.identity, qid, new, seconds if whole else None)
+            cache.put(scorer.identity, qid, new, seconds if whole else None, scores.windows)
             reranked[qid].update(new)
             bar.update(len(missing))
     return reranked, _latency(cache, scorer.identity, candidates)
@@ -167,7 +184,11 @@ def evaluate_dataset(
     data = load_beir(spec.directory, spec.split, keep_unjudged=spec.keep_unjudged)
     if not data.qrels:
         raise DatasetError(f"{spec.directory}: no qrels/ folder, so there is nothing to measure against")
-    full_run, label, source = first_stage(spec, data, first_stage_choice, max(k, 100))
+    # BEIR's retrievers fetch one more than k, so k remain once the query's own document is dropped.
+    full_run, label, source = first_stage(spec, data, first_stage_choice, max(k, 100) + 1)
+    dropped = 0
+    if spec.ignore_identical_ids:
+        full_run, dropped = drop_identical_ids(full_run)
     candidates = top_k(full_run, k)
     common = {
         "dataset": spec.name,
@@ -180,6 +201,12 @@ def evaluate_dataset(
         "suite": spec.suite,
         "card_name": spec.card_name,
         "note": spec.note,
+        "rules": {
+            "protocol": spec.protocol,
+            "relevance_level": spec.relevance_level,
+            "ignore_identical_ids": spec.ignore_identical_ids,
+            "identical_ids_dropped": dropped,
+        },
     }
     records = [
         Record(
@@ -220,16 +247,24 @@ def _latency(cache: ScoreCache, identity: str, candidates: Run) -> Latency | Non
     timings = [t for t in (cache.timing(identity, qid) for qid in candidates) if t is not None]
     if not timings:
         return None
-    seconds = np.array([s for s, _ in timings])
-    pairs = sum(p for _, p in timings)
+    seconds = np.array([s for s, _, _ in timings])
+    documents = sum(d for _, d, _ in timings)
+    windows = None if any(w is None for _, _, w in timings) else sum(w for _, _, w in timings)
+    total = float(seconds.sum())
     return Latency(
         queries=len(timings),
-        pairs=pairs,
-        seconds=float(seconds.sum()),
-        pairs_per_s=float(pairs / seconds.sum()) if seconds.sum() > 0 else float("inf"),
+        documents=documents,
+        windows=windows,
+        seconds=total,
+        documents_per_s=_per_second(documents, total),
+        windows_per_s=None if windows is None else _per_second(windows, total),
         p50_ms=float(np.percentile(seconds, 50) * 1000),
         p95_ms=float(np.percentile(seconds, 95) * 1000),
     )
+
+
+def _per_second(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
 
 
 def slug(text: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,13 +19,22 @@ from ..checkpoint import weights_path
 from .remote import RemoteReranker
 
 
+@dataclass(frozen=True)
+class Scores:
+    """One query's scores, in document order, and the model inputs they took: one per document, more
+    when long documents are chunked into windows; None when the scorer cannot tell (an endpoint)."""
+
+    values: list[float]
+    windows: int | None
+
+
 class Scorer(Protocol):
     label: str  # the row name in result tables
     identity: str  # everything that changes a score; the cache key
     settings: dict[str, Any]  # recorded in the result JSON
     concurrency: int  # queries scored at once by the runner
 
-    def score(self, query: str, documents: Sequence[str]) -> list[float]: ...
+    def score(self, query: str, documents: Sequence[str]) -> Scores: ...
 
 
 def rerank_options(
@@ -59,7 +69,7 @@ class LocalScorer:
         weights = weights_path(reranker.source) if reranker.source else None
         sha = file_sha256(weights) if weights else None
         max_length = options.get("max_length") or reranker.max_length
-        self.label = label or Path(str(reranker.name)).name or "model"
+        self.label = label or _default_label(reranker)
         self.settings = {
             "kind": "model",
             "model": str(reranker.name),
@@ -79,12 +89,21 @@ class LocalScorer:
         knobs = ",".join(f"{k}={v}" for k, v in sorted(self.settings.items()) if k not in skip)
         self.identity = f"local:{knobs}"
 
-    def score(self, query: str, documents: Sequence[str]) -> list[float]:
+    def score(self, query: str, documents: Sequence[str]) -> Scores:
         results = self.reranker.rerank(query, documents, return_documents=False, **self.options)
         logits = [0.0] * len(documents)
         for result in results:
             logits[result.index] = result.logit
-        return logits
+        return Scores(logits, sum(result.num_chunks for result in results))
+
+
+def _default_label(reranker: Reranker) -> str:
+    """The model's name, with its backend and dtype when they are not the defaults (auto, float32), so
+    an int8 or bf16 run never shares a row name with the fp32 one."""
+    name = Path(str(reranker.name)).name or "model"
+    dtype = str(reranker.dtype).removeprefix("torch.")
+    variants = [v for v, default in ((reranker.backend_name, "auto"), (dtype, "float32")) if v != default]
+    return f"{name} ({', '.join(variants)})" if variants else name
 
 
 class RemoteScorer:
@@ -104,5 +123,5 @@ class RemoteScorer:
         }
         self.identity = f"remote:{client.api_format}:{client.url}:model={client.model}"
 
-    def score(self, query: str, documents: Sequence[str]) -> list[float]:
-        return self.client.score(query, documents)
+    def score(self, query: str, documents: Sequence[str]) -> Scores:
+        return Scores(self.client.score(query, documents), None)
