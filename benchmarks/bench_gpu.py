@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import pairs_of_lengths, turbo_checkpoint
+from common import hardware, pairs_of_lengths, turbo_checkpoint
 
 from turborank import Reranker
 from turborank.tokenization import PairEncoding
@@ -96,7 +96,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("needs a CUDA device; the CPU paths are in bench_backends.py and bench_long.py")
     directory = turbo_checkpoint(args.model_dir)
-    print(f"# turbo shape, random weights; {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    print(f"# turbo shape, random weights; {torch.cuda.get_device_name()}; host {hardware()}")
     print(f"# best of {args.rounds} interleaved rounds; speedup and dlogit vs padded fp32 in this run")
     time_paths(directory, args.rounds)
     golden_parity()

@@ -1,4 +1,4 @@
-"""Shared helpers of the backend benchmarks: the turbo-shaped random model, workloads, hardware name."""
+"""Shared helpers of the benchmarks: the turbo-shaped random model, workloads, the CPU and its ISA."""
 
 from __future__ import annotations
 
@@ -6,11 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from workloads import TURBO, hardware, peak_rss_mb, write_checkpoint
+from workloads import TURBO, peak_rss_mb, write_checkpoint
 
+from turborank.cpu import cpu_features
 from turborank.tokenization import PairEncoding
 
 __all__ = ["TURBO", "hardware", "peak_rss_mb", "pairs_of_lengths", "turbo_checkpoint"]
+
+
+def hardware() -> str:
+    """The CPU model, the ISA extensions that pick turborank's kernels (AVX2 / AVX-512 / VNNI / AMX) and
+    the torch threads and version: figures from different CPUs differ 2-3x, so every benchmark prints it."""
+    return f"{cpu_features().describe()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def turbo_checkpoint(directory: Path) -> Path:
