@@ -168,7 +168,8 @@ class Reranker:
         Args:
             name_or_path: local checkpoint directory, hub id (``jinaai/jina-reranker-v1-turbo-en``) or None.
             device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available).
-            dtype: None (float32), "auto" (bf16/fp16 on CUDA, float32 on CPU), or an explicit dtype.
+            dtype: None (float32), "auto" (bf16/fp16 on CUDA; on a CPU bf16 where native, else float32), or an
+                explicit dtype (bf16 on a CPU without native support logs a warning).
             revision: hub revision (branch, tag or commit).
             num_threads: CPU threads for torch (process-wide); None keeps torch's default.
             max_batch_tokens: padded tokens per forward pass; bounds activation memory (default: the
