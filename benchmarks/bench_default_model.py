@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import workloads as w
+from common import hardware
 
 from turborank import Reranker
 
@@ -48,7 +49,7 @@ def main() -> None:
             w.write_checkpoint(w.TURBO, Path(tmp) / "turbo"), backend=args.backend
         )
         lengths = [len(e) for e in default.encode([(QUERY, d) for d in docs])]
-        print(f"hardware: {w.hardware()}; backend: {args.backend}")
+        print(f"hardware: {hardware()}; backend: {args.backend}")
         print(
             f"workload: 1 query x 100 documents of 200 tokens ({sum(lengths) / len(lengths):.0f} tokens/pair)"
         )

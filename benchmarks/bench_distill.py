@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import workloads as w
+from common import hardware
 
 from turborank.distill.data import Group
 from turborank.distill.students import build_student
@@ -75,7 +76,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="measured optimizer steps per setting")
     args = parser.parse_args()
     groups = make_groups(4 * 32)
-    print(f"hardware: {w.hardware()}")
+    print(f"hardware: {hardware()}")
     results = {}
     for name, overrides in SETTINGS.items():
         with tempfile.TemporaryDirectory() as tmp:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import workloads as w
+from common import hardware
 
 from turborank import Reranker
 
@@ -149,7 +150,7 @@ def main() -> None:
         long_pair_child(args.long_pair_child[0], int(args.long_pair_child[1]))
         return
 
-    print(f"hardware: {w.hardware()}")
+    print(f"hardware: {hardware()}")
     with tempfile.TemporaryDirectory() as tmp:
         turbo_dir = w.write_checkpoint(w.TURBO, Path(tmp) / "turbo")
         bert_dir = w.write_checkpoint(w.BERT_SAME_SHAPE, Path(tmp) / "bert")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import pairs_of_lengths, turbo_checkpoint
+from common import best_rounds, hardware, pairs_of_lengths, turbo_checkpoint
 
 from turborank import Reranker
 from turborank.tokenization import PairEncoding
@@ -63,12 +63,9 @@ def time_paths(directory: Path, rounds: int) -> None:
                 logits[name] = reranker.engine.run(encodings)[:, 0]  # returns on the CPU: synchronized
                 times[name].append(time.perf_counter() - start)
                 peaks[name] = torch.cuda.max_memory_allocated() / 2**30
-        base = min(times["padded fp32"])
-        for name in rerankers:
-            best = min(times[name])
-            deviation = np.abs(logits[name] - logits["padded fp32"]).max()
+        for name, best, speedup, deviation in best_rounds(times, logits, "padded fp32"):
             print(
-                f"{workload:<14} {name:<14} {best:>8.4f} {len(encodings) / best:>9.1f} {base / best:>7.2f}x "
+                f"{workload:<14} {name:<14} {best:>8.4f} {len(encodings) / best:>9.1f} {speedup:>7.2f}x "
                 f"{peaks[name]:>9.2f} {deviation:>13.2e}",
                 flush=True,
             )
@@ -96,7 +93,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("needs a CUDA device; the CPU paths are in bench_backends.py and bench_long.py")
     directory = turbo_checkpoint(args.model_dir)
-    print(f"# turbo shape, random weights; {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    print(f"# turbo shape, random weights; {torch.cuda.get_device_name()}; host {hardware()}")
     print(f"# best of {args.rounds} interleaved rounds; speedup and dlogit vs padded fp32 in this run")
     time_paths(directory, args.rounds)
     golden_parity()

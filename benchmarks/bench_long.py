@@ -2,8 +2,12 @@
 
 Every case runs in its own subprocess, so each peak RSS (VmHWM) belongs to that case alone; the
 RSS after loading the model is reported too, so the increment is visible. Speedups are against the
-plain torch fp32 path on the same case, measured in the same run.
-Run: python benchmarks/bench_long.py [--backends torch onnx onnx-int8] [--quick]
+first backend listed on the same case, measured in the same run. ``reference-sdpa`` is the reference
+implementation's SDPA path on the same weights: the dense (nh, S, S) ALiBi built at load (the reference
+keeps it from construction on) and ``attn_mask = mask + alibi``, one (B, nh, S, S) tensor per forward,
+in one fused SDPA call per layer (spec: shared/spec/jinabert.md, sections 4-5), in the reference's
+batches (``compute_score``'s 32 pairs, no token budget).
+Run: python benchmarks/bench_long.py [--backends reference-sdpa torch onnx onnx-int8] [--cases ...]
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from common import hardware, pairs_of_lengths, peak_rss_mb, turbo_checkpoint
+
+from turborank import model as model_module
 
 # name -> (pair lengths): one pair per length, then the issue's two workloads.
 CASES = {
@@ -27,12 +34,46 @@ CASES = {
 }
 
 
+REFERENCE = "reference-sdpa"
+REFERENCE_BATCH_SIZE = 32  # the reference compute_score's default
+
+
+class ReferenceBias:
+    """The reference's SDPA attention mask: one dense (B, nh, S, S) ``mask + alibi`` block per forward."""
+
+    alibi: torch.Tensor  # (1, nh, S, S), built once at load
+    keys_reversed = False
+
+    def __init__(self, attention_mask: torch.Tensor, num_heads: int, slopes, dtype: torch.dtype):  # noqa: ANN001
+        length = attention_mask.shape[1]
+        key_mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+        self.block = key_mask + self.alibi[:, :, :length, :length].to(dtype)
+        self.length = length
+
+    def blocks(self, whole: bool = False):  # noqa: ANN201 - the AttentionBias interface
+        return iter([(0, self.length, self.block)])
+
+
+def use_reference_attention(num_heads: int, length: int) -> None:
+    """Swap the model's blockwise bias for the reference's dense one, ALiBi precomputed for ``length``."""
+    ReferenceBias.alibi = model_module.alibi_bias(
+        model_module.alibi_slopes(num_heads), torch.arange(length), length
+    )[None]
+    model_module.AttentionBias = ReferenceBias
+
+
 def run_case(directory: Path, backend: str, case: str) -> dict:
     """In the child: load, warm up on a short pair, time the case once, report peak RSS in MB."""
     from turborank import Reranker
 
-    reranker = Reranker.from_pretrained(directory, device="cpu", backend=backend)
+    reranker = Reranker.from_pretrained(
+        directory, device="cpu", backend="torch" if backend == REFERENCE else backend
+    )
     reranker.engine.run(pairs_of_lengths([64]))
+    if backend == REFERENCE:
+        use_reference_attention(reranker.config.num_attention_heads, max(CASES[case]))
+        reranker.engine.max_batch_tokens = 1 << 40
+        reranker.engine.max_batch_size = REFERENCE_BATCH_SIZE
     loaded = peak_rss_mb()
     encodings = pairs_of_lengths(CASES[case])
     start = time.perf_counter()
@@ -45,7 +86,7 @@ def run_case(directory: Path, backend: str, case: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/turborank-turbo"))
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--backends", nargs="+", default=[REFERENCE, "torch", "onnx", "onnx-int8"])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--child", nargs=2, metavar=("BACKEND", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -56,7 +97,7 @@ def main() -> None:
 
     print("# turbo shape, random weights; one subprocess per case (peak RSS = VmHWM of that process)")
     print(f"# {hardware()}")
-    print(f"{'case':<10} {'backend':<10} {'seconds':>8} {'speedup':>8} {'loaded MB':>10} {'peak MB':>8}")
+    print(f"{'case':<10} {'backend':<14} {'seconds':>8} {'speedup':>8} {'loaded MB':>10} {'peak MB':>8}")
     for case in args.cases:
         base = None
         for backend in args.backends:
@@ -65,7 +106,7 @@ def main() -> None:
             result = json.loads(done.stdout.strip().splitlines()[-1])
             base = base or result["seconds"]
             print(
-                f"{case:<10} {backend:<10} {result['seconds']:>8.2f} {base / result['seconds']:>7.2f}x "
+                f"{case:<10} {backend:<14} {result['seconds']:>8.2f} {base / result['seconds']:>7.2f}x "
                 f"{result['loaded_mb']:>10.0f} {result['peak_mb']:>8.0f}",
                 flush=True,
             )

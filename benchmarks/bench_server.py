@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import workloads as w
+from common import hardware
 
 from turborank import Reranker
 
@@ -157,7 +158,7 @@ def main() -> None:
     offline = (before + after) / 2
     served = ok * args.docs / elapsed
     p50, p95, p99 = (np.percentile(latencies, q) if latencies else float("nan") for q in (50, 95, 99))
-    print(f"hardware: {w.hardware()}, {os.cpu_count()} CPUs (server: the same thread setting)")
+    print(f"hardware: {hardware()}, {os.cpu_count()} CPUs (server: the same thread setting)")
     print(
         f"workload: {args.clients} clients x ({args.docs} docs of ~{args.doc_tokens} tokens), "
         f"{args.duration:g} s, loopback"

@@ -1,11 +1,10 @@
-"""Shared pieces of the benchmarks: model shapes, documents of exact token lengths, hardware, memory.
+"""Shared pieces of the benchmarks: model shapes, documents of exact token lengths, memory.
 
 Random weights give the real models' speed: cost depends on shapes, not values.
 """
 
 from __future__ import annotations
 
-import platform
 import random
 import resource
 from dataclasses import replace
@@ -15,7 +14,6 @@ import torch
 
 from turborank.checkpoint import save_checkpoint
 from turborank.distill.students import PRESETS
-from turborank.eval.report import cpu_model
 from turborank.model import JinaBertConfig, JinaBertForSequenceClassification
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,11 +151,6 @@ def documents(lengths: list[int], seed: int = 0) -> list[str]:
 def mixed_lengths(count: int, low: int, high: int, seed: int = 0) -> list[int]:
     rng = random.Random(seed)
     return [rng.randint(low, high) for _ in range(count)]
-
-
-def hardware() -> str:
-    cpu = cpu_model() or platform.machine()
-    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def peak_rss_mb() -> float:

@@ -8,10 +8,13 @@ import torch
 from conftest import FIXTURES, GOLDEN_NAMES, load_expected, tiny_model
 
 from turborank import InputError, Reranker
+from turborank.api import DEFAULT_MODEL_DIR
 from turborank.engine import Batch, collate
 
 pytest.importorskip("onnxruntime", reason="pip install 'turborank[onnx]'")
 from turborank.onnx_backend import (  # noqa: E402
+    INT8_SCHEME_ENV,
+    INT8_SCHEMES,
     ONNX_MAX_SEQUENCE,
     cache_dir,
     exported_model,
@@ -20,8 +23,24 @@ from turborank.onnx_backend import (  # noqa: E402
 
 TOLERANCE = 1e-4  # the issue's bound for the fp32 export
 # Random-weight fixtures (logit std ~0.2): per-token int8 measured max |dlogit| 0.033 / 0.019 (printed
-# with -s); ORT's per-tensor activation scales gave 0.105 / 0.052.
-INT8_BOUND = 0.06
+# with -s); ORT's per-tensor activation scales gave 0.105 / 0.052. 7-bit weights (u8s7): 0.061 / 0.037.
+# u8s8 on an AVX2 CPU without VNNI (saturating int16 pair sums) gave 0.145 / 0.094 (issue 13).
+INT8_BOUNDS = {"u8s8": 0.06, "u8s7": 0.08}
+# The shipped model (fp32 logit std 4.4 on these pairs) moves by 0.38 (u8s8) / 0.45 (u8s7) at most; int8
+# weights alone, activations in fp32, already move it by 0.21 (per-channel 8-bit), so the issue's 0.05 is
+# out of int8's reach: the tests hold ranking and correlation, and the bound guards against regressions.
+SHIPPED_MODEL_INT8_BOUND = 0.5
+SHIPPED_MODEL_PAIRS = [  # (query, its relevant document); every query is scored against every document
+    (
+        "what causes high blood pressure",
+        "Hypertension is often caused by salt, obesity, stress and genetics.",
+    ),
+    ("capital of France?", "Paris is the capital and most populous city of France, on the Seine."),
+    ("how do vaccines work", "Vaccines train the immune system with a harmless piece of a pathogen."),
+    ("python list sort", "list.sort() orders a Python list in place; sorted() returns a new sorted list."),
+    ("symptoms of flu", "Influenza brings fever, cough, sore throat, muscle aches and tiredness for a week."),
+    ("who wrote hamlet", "Hamlet is a tragedy written by William Shakespeare around 1600 in London."),
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +65,39 @@ def test_fp32_export_matches_the_reference(checkpoints, name):
     assert np.abs(logits - expected).max() < TOLERANCE
 
 
+@pytest.mark.parametrize("scheme", INT8_SCHEMES)
 @pytest.mark.parametrize("name", GOLDEN_NAMES)
-def test_int8_deviation_is_small_and_reported(checkpoints, name):
+def test_int8_deviation_is_small_and_reported(checkpoints, name, scheme, monkeypatch):
+    """Both schemes on any CPU: u8s7 (what AVX2 CPUs get) is forced here even where VNNI would pick u8s8."""
+    monkeypatch.setenv(INT8_SCHEME_ENV, scheme)
     reranker = Reranker.from_pretrained(checkpoints[name], device="cpu", backend="onnx-int8")
+    assert f"int8 {scheme} (weights in [-{INT8_SCHEMES[scheme]}," in reranker.info()["runs_on"]
     pairs, expected = golden_pairs(name)
     short = [i for i, (_, document) in enumerate(pairs) if len(document) < 4000]  # ONNX-run pairs only
     logits = reranker.predict_logits([pairs[i] for i in short])[:, 0]
     deviation = np.abs(logits - expected[short]).max()
-    print(f"int8 max |dlogit| on {name}: {deviation:.4f}")
-    assert 0 < deviation < INT8_BOUND  # nonzero: the int8 graph is really used
+    print(f"int8 {scheme} max |dlogit| on {name}: {deviation:.4f}")
+    assert 0 < deviation < INT8_BOUNDS[scheme]  # nonzero: the int8 graph is really used
+
+
+@pytest.mark.parametrize("scheme", INT8_SCHEMES)
+def test_the_shipped_model_keeps_its_logits_in_int8(tmp_path, scheme, monkeypatch):
+    """Real weights, both schemes, on a copy (the export is written under tmp_path, not into the package)."""
+    directory = shutil.copytree(
+        DEFAULT_MODEL_DIR, tmp_path / "default", ignore=shutil.ignore_patterns("onnx")
+    )
+    monkeypatch.setenv(INT8_SCHEME_ENV, scheme)
+    int8 = Reranker.from_pretrained(directory, device="cpu", backend="onnx-int8")
+    fp32 = Reranker.from_pretrained(directory, device="cpu")
+    pairs = [(query, document) for query, _ in SHIPPED_MODEL_PAIRS for _, document in SHIPPED_MODEL_PAIRS]
+    quantized, exact = int8.predict_logits(pairs)[:, 0], fp32.predict_logits(pairs)[:, 0]
+    deviation = np.abs(quantized - exact).max()
+    correlation = np.corrcoef(quantized, exact)[0, 1]
+    print(f"shipped model, int8 {scheme}: max |dlogit| {deviation:.4f}, correlation {correlation:.5f}")
+    assert correlation > 0.998
+    size = len(SHIPPED_MODEL_PAIRS)  # every query's own document stays first, as in fp32
+    assert (quantized.reshape(size, size).argmax(axis=1) == np.arange(size)).all()
+    assert 0 < deviation < SHIPPED_MODEL_INT8_BOUND
 
 
 def test_exports_are_cached_by_weight_hash(checkpoints):
@@ -65,9 +108,10 @@ def test_exports_are_cached_by_weight_hash(checkpoints):
     assert path.parent == directory / "onnx" and digest[:16] in path.name
     before = path.stat().st_mtime_ns
     assert exported_model(model, directory) == path and path.stat().st_mtime_ns == before  # reused
-    assert exported_model(model, directory, "int8").name.endswith("-int8.onnx")
+    assert exported_model(model, directory, "int8").name.endswith("-int8-u8s8.onnx")
+    assert exported_model(model, directory, "int8", "u8s7").name.endswith("-int8-u8s7.onnx")
     onnx = Reranker.from_pretrained(directory, device="cpu", backend="onnx").info()["runs_on"]
-    assert onnx == f"ONNX Runtime ({path.name}) up to {ONNX_MAX_SEQUENCE:,} tokens, padded torch beyond"
+    assert onnx == f"ONNX Runtime fp32 ({path.name}) up to {ONNX_MAX_SEQUENCE:,} tokens, padded torch beyond"
 
 
 def test_changed_weights_get_a_new_export(checkpoints, tmp_path):

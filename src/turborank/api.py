@@ -15,6 +15,7 @@ import torch
 from .backends import SplitByLength, create_backend
 from .checkpoint import TOKENIZER_FILE, declared_max_length, load_model, resolve_model_dir, weights_path
 from .chunking import LongDocuments, aggregate, chunk_pairs, resolve_long_documents
+from .cpu import cpu_dtype, cpu_features
 from .engine import Engine, default_max_batch_tokens
 from .errors import InputError, ModelNotFoundError
 from .model import JinaBertForSequenceClassification
@@ -84,18 +85,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """None: float32 everywhere. 'auto': bf16 (or fp16) on CUDA, float32 on CPU."""
+    """None: float32 everywhere. 'auto': bf16 (or fp16) on CUDA; on a CPU bf16 where it is native
+    (AVX512-BF16 or AMX), else float32. An explicit bf16 on a CPU without it is kept, with a warning."""
     if dtype is None:
         return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        if device.type != "cuda":
-            return torch.float32
+    if dtype == "auto" and device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype not in DTYPES:
+    if isinstance(dtype, str) and dtype != "auto" and dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)} or 'auto', got {dtype!r}")
-    return DTYPES[dtype]
+    resolved = DTYPES.get(dtype) if isinstance(dtype, str) else dtype
+    if device.type == "cpu":
+        return cpu_dtype(resolved, cpu_features())
+    return resolved or torch.float32  # 'auto' on another device kind
 
 
 # Pair length of warm_up's short pass: any short batch starts the kernels and thread pools.
@@ -167,7 +168,8 @@ class Reranker:
         Args:
             name_or_path: local checkpoint directory, hub id (``jinaai/jina-reranker-v1-turbo-en``) or None.
             device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available).
-            dtype: None (float32), "auto" (bf16/fp16 on CUDA, float32 on CPU), or an explicit dtype.
+            dtype: None (float32), "auto" (bf16/fp16 on CUDA; on a CPU bf16 where native, else float32), or an
+                explicit dtype (bf16 on a CPU without native support logs a warning).
             revision: hub revision (branch, tag or commit).
             num_threads: CPU threads for torch (process-wide); None keeps torch's default.
             max_batch_tokens: padded tokens per forward pass; bounds activation memory (default: the
@@ -406,6 +408,7 @@ class Reranker:
             "device": str(self.device),
             "backend": self.backend_name,
             "runs_on": self.engine.backend.description,
+            "cpu": cpu_features().describe() if self.device.type == "cpu" else None,
             "weights_file": weights_path(self.source).name if self.source else None,
         }
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import BackendError
+from .pipeline import prefetch
 from .tokenization import PairEncoding
 
 # Padded tokens per forward pass, by device type. On a CPU small batches stay in cache: 2,048 ran the turbo
@@ -152,7 +153,13 @@ class Engine:
 
     def run_batch(self, encodings: Sequence[PairEncoding]) -> np.ndarray:
         """Logits (B, num_labels) float32 for one already-planned batch."""
-        logits = self.backend.predict(collate(encodings, self.pad_token_id, self.use_token_type_ids)).numpy()
+        return self._predict(self._collate(encodings))
+
+    def _collate(self, encodings: Sequence[PairEncoding]) -> Batch:
+        return collate(encodings, self.pad_token_id, self.use_token_type_ids)
+
+    def _predict(self, batch: Batch) -> np.ndarray:
+        logits = self.backend.predict(batch).numpy()
         if not np.isfinite(logits).all():
             raise BackendError(
                 "the model produced NaN or infinite logits; with fp16 try dtype='bfloat16' "
@@ -166,12 +173,21 @@ class Engine:
         max_batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Logits (N, num_labels) float32 in input order. ``on_batch(n)`` reports progress in pairs."""
+        """Logits (N, num_labels) float32 in input order. ``on_batch(n)`` reports progress in pairs.
+
+        With several batches, the next one is padded on a helper thread while the model runs the current
+        one (``pipeline.prefetch``), so a GPU does not wait for the host between batches."""
         if not encodings:
             return np.zeros((0, 1), dtype=np.float32)
         out: np.ndarray | None = None
-        for indices in self.plan(encodings, max_batch_size):
-            logits = self.run_batch([encodings[i] for i in indices])
+        batches = self.plan(encodings, max_batch_size)
+
+        def pad(indices: list[int]) -> Batch:
+            return self._collate([encodings[i] for i in indices])
+
+        padded = prefetch(pad, batches) if len(batches) > 1 else ((b, pad(b)) for b in batches)
+        for indices, batch in padded:
+            logits = self._predict(batch)
             if out is None:
                 out = np.empty((len(encodings), logits.shape[1]), dtype=np.float32)
             out[indices] = logits

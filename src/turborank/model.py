@@ -105,13 +105,28 @@ def alibi_bias(slopes: torch.Tensor, query_positions: torch.Tensor, key_length: 
     return -slopes.to(query_positions.device)[:, None, None] * distance[None]
 
 
+def reversed_key_alibi(slopes: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor:
+    """ALiBi for keys taken in reverse order, as a (1, nh, S, S) view of a (nh, 2S - 1) tensor.
+
+    With keys reversed (j' = S - 1 - j) the bias -m|i - j| = -m|i + j' - (S - 1)| depends on i + j' only,
+    so every row is the previous one shifted by one element: a strided view with row stride 1 holds the
+    whole bias in O(S) memory. SDPA reads the view as it is (no copy), and attention is unchanged when
+    keys and values are permuted alike. Values are the same float32 products as ``alibi_bias``.
+    """
+    offsets = torch.arange(2 * length - 1, device=slopes.device) - (length - 1)
+    line = (-slopes[:, None] * offsets.abs().to(torch.float32)[None]).to(dtype)  # (nh, 2S - 1)
+    return line.as_strided((1, len(slopes), length, length), (0, 2 * length - 1, 1, 1))
+
+
 class AttentionBias:
     """Additive attention bias (padding mask, plus ALiBi when enabled), handed out in query-row blocks.
 
     The same bias serves every layer, so blocks are built once per forward when they fit in memory;
     for long inputs they are rebuilt on demand so that no (nh, S, S) tensor ever exists. A batch
-    without padding needs no key mask: its ALiBi block (1, nh, rows, S) then broadcasts over the
-    batch instead of being copied B times.
+    without padding needs no key mask: on the CPU its ALiBi is then a zero-copy view for reversed keys
+    (``reversed_key_alibi``; ``keys_reversed`` tells attention to flip keys and values), elsewhere a
+    block (1, nh, rows, S) that broadcasts over the batch instead of being copied B times. Building
+    the bias blocks took half the time of an 8,192-token forward on a 2-core CPU; the view costs nothing.
     """
 
     def __init__(
@@ -131,7 +146,14 @@ class AttentionBias:
             (batch if self.key_mask is not None else 1) * (num_heads if slopes is not None else 1) * length
         )
         self.block_rows = max(1, min(length, ATTENTION_BLOCK_ELEMENTS // per_row))
-        self._cache = list(self._build()) if per_row * length <= ATTENTION_CACHE_ELEMENTS else None
+        # CUDA's fused kernels want an aligned, materialized bias; the view is for the CPU kernels.
+        self.keys_reversed = slopes is not None and self.key_mask is None and self.device.type == "cpu"
+        if self.keys_reversed:
+            assert slopes is not None
+            self._reversed = reversed_key_alibi(slopes.to(self.device), length, dtype)
+            self._cache = None
+        else:
+            self._cache = list(self._build()) if per_row * length <= ATTENTION_CACHE_ELEMENTS else None
 
     def _build(self) -> Iterator[tuple[int, int, torch.Tensor | None]]:
         for start in range(0, self.length, self.block_rows):
@@ -143,7 +165,15 @@ class AttentionBias:
             bias = alibi_bias(self.slopes, rows, self.length).to(self.dtype)[None]  # (1, nh, rows, S)
             yield start, end, bias if self.key_mask is None else bias + self.key_mask  # (B, nh, rows, S)
 
-    def blocks(self) -> Iterator[tuple[int, int, torch.Tensor | None]]:
+    def blocks(self, whole: bool = False) -> Iterator[tuple[int, int, torch.Tensor | None]]:
+        """(first row, end row, bias) per block of query rows. ``whole``: the caller's kernel keeps its
+        memory linear in S by itself (fused SDPA), so a bias view that costs nothing comes as one block."""
+        if self.keys_reversed:
+            rows = self.length if whole else self.block_rows
+            return (
+                (start, min(start + rows, self.length), self._reversed[:, :, start : start + rows])
+                for start in range(0, self.length, rows)
+            )
         return iter(self._cache) if self._cache is not None else self._build()
 
 
@@ -183,9 +213,11 @@ class BertSelfAttention(nn.Module):
         q = self.query(x).view(B, S, nh, d).transpose(1, 2)  # (B, nh, S, d)
         k = self.key(x).view(B, S, nh, d).transpose(1, 2)
         v = self.value(x).view(B, S, nh, d).transpose(1, 2)
+        if bias.keys_reversed:
+            k, v = k.flip(2), v.flip(2)
         dropout = self.dropout_p if self.training else 0.0
         outputs = []
-        for start, end, block_bias in bias.blocks():
+        for start, end, block_bias in bias.blocks(whole=use_sdpa):
             q_block = q[:, :, start:end]  # (B, nh, rows, d)
             if use_sdpa:
                 out = F.scaled_dot_product_attention(q_block, k, v, attn_mask=block_bias, dropout_p=dropout)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .checkpoint import weights_path
+from .cpu import CpuFeatures, cpu_features
 from .engine import Batch
 from .errors import BackendError, InputError
 from .model import JinaBertForSequenceClassification
@@ -40,6 +41,12 @@ QUANTIZE_VERSION = 3
 OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 QUANTIZATIONS = ("int8",)
+# int8 schemes: name -> largest weight magnitude. Activations are uint8 with zero point 128 in both.
+# x86 CPUs without VNNI multiply u8 x s8 with vpmaddubsw, which adds each two adjacent products into a
+# saturating int16: 255 x 127 x 2 = 64,770 overflows it (the golden fixtures' logits moved by up to 0.145
+# on an AVX2 EPYC), 255 x 63 x 2 = 32,130 cannot. VNNI (vpdpbusd) and AMX accumulate in int32 directly.
+INT8_SCHEMES = {"u8s8": 127, "u8s7": 63}
+INT8_SCHEME_ENV = "TURBORANK_INT8_SCHEME"  # forces a scheme: u8s8, u8s7 or auto (by the CPU's ISA)
 # Longest padded batch run in ONNX Runtime; longer ones go to the blockwise torch path, whose memory stays
 # linear in length (the graph holds dense (rows, nh, S, S) scores: 50 MB per tensor at 1,024 tokens, 3.2 GB
 # at 8,192). Up to here ONNX Runtime is at least as fast (turbo shape, 2-core Xeon, torch 2.13, best of 3):
@@ -119,6 +126,28 @@ def inside_installed_package(path: Path) -> bool:
     return any(resolved.is_relative_to(Path(root).resolve()) for root in roots)
 
 
+def int8_scheme(features: CpuFeatures, requested: str | None = None) -> str:
+    """The int8 scheme for this CPU: 8-bit weights where int8 dot products accumulate in 32 bits (VNNI,
+    AMX), 7-bit weights elsewhere (AVX2, AVX-512 without VNNI). ``requested`` (or $TURBORANK_INT8_SCHEME)
+    overrides the choice: "u8s8", "u8s7" or "auto"."""
+    choice = requested or os.environ.get(INT8_SCHEME_ENV) or "auto"
+    if choice == "auto":
+        return "u8s8" if features.vnni or features.amx else "u8s7"
+    if choice not in INT8_SCHEMES:
+        raise InputError(
+            f"int8 scheme must be auto or one of {', '.join(INT8_SCHEMES)} (from {INT8_SCHEME_ENV} or the "
+            f"caller), got {choice!r}; u8s7 is exact on every x86 CPU, u8s8 only with VNNI or AMX"
+        )
+    return choice
+
+
+def describe_int8(scheme: str, features: CpuFeatures) -> str:
+    """What the int8 kernels are, in words, for ``info()``."""
+    kernel = "VNNI/AMX int32 dot products" if features.vnni or features.amx else "AVX2 u8s8 int16 pair sums"
+    levels = INT8_SCHEMES[scheme]
+    return f"int8 {scheme} (weights in [-{levels}, {levels}], per-token activations; {kernel} on this CPU)"
+
+
 def export_onnx(model: JinaBertForSequenceClassification, path: Path) -> Path:
     """Export the float32 model with dynamic batch and sequence axes (TorchScript exporter, opset 17).
 
@@ -151,7 +180,7 @@ def export_onnx(model: JinaBertForSequenceClassification, path: Path) -> Path:
     return path
 
 
-def quantize_int8(fp32_path: Path, path: Path) -> Path:
+def quantize_int8(fp32_path: Path, path: Path, scheme: str = "u8s8") -> Path:
     """int8 weight matmuls with one scale per output channel and one scale per token for activations.
 
     ONNX Runtime's dynamic quantization scales a whole activation tensor at once, so one token with
@@ -167,7 +196,8 @@ def quantize_int8(fp32_path: Path, path: Path) -> Path:
 
     The activation side is built once per distinct input (query, key and value share theirs). Only
     matmuls against constant weights are quantized: attention's activation-by-activation products stay
-    in fp32, where both sides would need a run-time quantization step.
+    in fp32, where both sides would need a run-time quantization step. ``scheme`` sets the weights' range
+    (``INT8_SCHEMES``: 7 bits where the CPU's kernel would saturate 8-bit products).
     """
     onnx = _require("onnx")
     from onnx import numpy_helper
@@ -191,7 +221,7 @@ def quantize_int8(fp32_path: Path, path: Path) -> Path:
             quantized_inputs[x] = f"int8_{len(quantized_inputs)}"
             nodes += _per_token_quantization(onnx.helper, x, quantized_inputs[x])
         nodes += _int8_matmul(onnx.helper, node.output[0], quantized_inputs[x], weight.name)
-        initializers += _int8_weight(numpy_helper, weight)
+        initializers += _int8_weight(numpy_helper, weight, INT8_SCHEMES[scheme])
         replaced.add(weight.name)
     still_used = {name for node in nodes for name in node.input}
     kept = [t for t in graph.initializer if t.name not in replaced or t.name in still_used]
@@ -232,11 +262,15 @@ def _int8_matmul(helper, output: str, prefix: str, weight: str) -> list:  # noqa
     ]
 
 
-def _int8_weight(numpy_helper, weight) -> list:  # noqa: ANN001 - onnx modules and TensorProto
-    """Symmetric int8 weights (K, N) with one scale per output column."""
-    values = numpy_helper.to_array(weight)
-    scale = (np.maximum(np.abs(values).max(axis=0), 1e-12) / 127.0).astype(np.float32)
-    quantized = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
+def quantize_weight(values: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights (K, N) in [-levels, levels] and their float32 scale per output column."""
+    scale = (np.maximum(np.abs(values).max(axis=0), 1e-12) / levels).astype(np.float32)
+    return np.clip(np.round(values / scale), -levels, levels).astype(np.int8), scale
+
+
+def _int8_weight(numpy_helper, weight, levels: int) -> list:  # noqa: ANN001 - onnx modules and TensorProto
+    """Initializers of a quantized weight: the int8 values and the scale per output column."""
+    quantized, scale = quantize_weight(numpy_helper.to_array(weight), levels)
     return [
         numpy_helper.from_array(quantized, f"{weight.name}_int8"),
         numpy_helper.from_array(scale, f"{weight.name}_scale"),
@@ -244,11 +278,16 @@ def _int8_weight(numpy_helper, weight) -> list:  # noqa: ANN001 - onnx modules a
 
 
 def exported_model(
-    model: JinaBertForSequenceClassification, source: Path | None, quantize: str | None = None
+    model: JinaBertForSequenceClassification,
+    source: Path | None,
+    quantize: str | None = None,
+    scheme: str = "u8s8",
 ) -> Path:
-    """Path of the cached export for these weights, exporting (and quantizing) on first use."""
+    """Path of the cached export for these weights, exporting (and quantizing, by ``scheme``) on first use."""
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise InputError(f"quantize must be None or one of {QUANTIZATIONS}, got {quantize!r}")
+    if scheme not in INT8_SCHEMES:
+        raise InputError(f"scheme must be one of {', '.join(INT8_SCHEMES)}, got {scheme!r}")
     directory = cache_dir(source)
     stem = f"turborank-v{EXPORT_VERSION}-{weights_digest(model, source)[:16]}"
     fp32 = directory / f"{stem}.onnx"
@@ -257,10 +296,10 @@ def exported_model(
         export_onnx(model, fp32)
     if quantize is None:
         return fp32
-    quantized = directory / f"{stem}-q{QUANTIZE_VERSION}-{quantize}.onnx"
+    quantized = directory / f"{stem}-q{QUANTIZE_VERSION}-{quantize}-{scheme}.onnx"
     if not quantized.is_file():
         log.info("quantizing %s to %s", fp32.name, quantized.name)
-        quantize_int8(fp32, quantized)
+        quantize_int8(fp32, quantized, scheme)
     return quantized
 
 
@@ -275,6 +314,7 @@ class OnnxBackend:
         path: Path,
         model: JinaBertForSequenceClassification,
         num_threads: int | None = None,
+        kernel: str = "fp32",
     ):
         ort = _require("onnxruntime")
         options = ort.SessionOptions()
@@ -285,17 +325,28 @@ class OnnxBackend:
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
-        self.description = f"ONNX Runtime ({path.name})"
+        self.description = f"ONNX Runtime {kernel} ({path.name})"
         self.model = model  # kept for parameter counts
         self.num_heads = model.config.num_attention_heads
 
     @classmethod
     def from_model(
-        cls, model: JinaBertForSequenceClassification, source: Path | None, quantize: str | None = None
+        cls,
+        model: JinaBertForSequenceClassification,
+        source: Path | None,
+        quantize: str | None = None,
+        scheme: str | None = None,
     ) -> OnnxBackend:
-        """Export (or reuse the cached export of) ``model`` and open it."""
+        """Export (or reuse the cached export of) ``model`` and open it; int8 takes ``int8_scheme``'s pick
+        for this CPU unless ``scheme`` names one."""
         _require("onnxruntime")
-        return cls(exported_model(model, source, quantize), model)
+        if quantize is None:
+            return cls(exported_model(model, source), model)
+        features = cpu_features()
+        chosen = int8_scheme(features, scheme)
+        return cls(
+            exported_model(model, source, quantize, chosen), model, kernel=describe_int8(chosen, features)
+        )
 
     def predict(self, batch: Batch) -> torch.Tensor:
         length = batch.input_ids.shape[1]
