@@ -26,6 +26,14 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 DEFAULT_MODEL_NAME = "turborank-default"  # how the shipped model names itself (info, server, eval labels)
 MAX_QUERY_TOKENS = 512  # the query's own cap under only_second truncation (at most half of max_length)
 
+FAMILY_NAMES = {
+    "jinabert": "JinaBERT",
+    "bert": "BERT",
+    "roberta": "RoBERTa",
+    "xlm-roberta": "XLM-RoBERTa",
+    "electra": "ELECTRA",
+}
+
 DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -215,8 +223,9 @@ class Reranker:
 
     @property
     def max_positions(self) -> int:
-        """The model's own limit: 8,192 for ALiBi models, the position table size for absolute ones."""
-        return self.config.max_position_embeddings
+        """The model's own limit: 8,192 for ALiBi models, the position table size for absolute ones
+        (less RoBERTa's offset: 512 of its 514 rows)."""
+        return self.config.max_sequence_length
 
     @property
     def max_length(self) -> int:
@@ -388,9 +397,9 @@ class Reranker:
         return {
             "name": self.name,
             "path": str(self.source) if self.source else None,
-            "architecture": f"JinaBERT (ALiBi, {c.feed_forward_type})"
-            if c.uses_alibi
-            else "BERT (absolute positions)",
+            "family": c.family,
+            "architecture": f"{FAMILY_NAMES[c.family]} "
+            + (f"(ALiBi, {c.feed_forward_type})" if c.uses_alibi else "(absolute positions)"),
             "layers": c.num_hidden_layers,
             "hidden_size": c.hidden_size,
             "heads": c.num_attention_heads,

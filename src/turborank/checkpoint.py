@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError, ModelNotFoundError
-from .model import JinaBertConfig, JinaBertForSequenceClassification
+from .model import MODEL_TYPES, JinaBertConfig, JinaBertForSequenceClassification
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,11 @@ TOKENIZER_EXTRAS = (
 
 # Buffers some exporters write next to the parameters; they carry no learned values.
 IGNORED_KEY_SUFFIXES = ("embeddings.position_ids", "encoder.alibi")
-ENCODER_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+ENCODER_PREFIXES = ("embeddings.", "embeddings_project.", "encoder.", "pooler.")
+# transformers names the encoder after the family; the model here calls every family's encoder ``bert``.
+FAMILY_PREFIXES = ("roberta.", "electra.")
+# Where the number of labels can be read: BERT's linear classifier, RoBERTa's and ELECTRA's two-layer head.
+CLASSIFIER_OUTPUT_KEYS = ("classifier.weight", "classifier.out_proj.weight")
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
@@ -149,12 +153,15 @@ def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map the layouts seen in the wild onto this model's names.
 
     Un-prefixed encoder keys (``encoder.layer.0...`` from a bare BertModel save) get the ``bert.``
-    prefix; non-persistent buffers that some files carry are dropped.
+    prefix, and so do RoBERTa's and ELECTRA's (``roberta.encoder...``); non-persistent buffers that
+    some files carry are dropped.
     """
     normalized = {}
     for key, tensor in state.items():
         if key.endswith(IGNORED_KEY_SUFFIXES):
             continue
+        for prefix in FAMILY_PREFIXES:
+            key = key.removeprefix(prefix)
         if key.startswith(ENCODER_PREFIXES):
             key = "bert." + key
         normalized[key] = tensor
@@ -181,22 +188,40 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
     if mismatched:
         lines.append(f"  shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:12])}")
     lines.append(
-        "Check that config.json belongs to these weights (hidden_size, num_hidden_layers, "
-        "intermediate_size, feed_forward_type, position_embedding_type, vocab_size)."
+        "Check that config.json belongs to these weights (model_type, architectures, hidden_size, "
+        "num_hidden_layers, intermediate_size, feed_forward_type, position_embedding_type, vocab_size)."
     )
     raise CheckpointError("\n".join(lines))
 
 
+def read_model_config(directory: Path) -> JinaBertConfig:
+    """config.json as a JinaBertConfig, refusing families and position schemes this model does not run."""
+    config = JinaBertConfig.from_dict(load_config(directory))
+    if config.model_type not in MODEL_TYPES:
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE} has model_type {config.model_type!r}, a family turborank does not "
+            f"run: it loads {', '.join(MODEL_TYPES)} cross-encoders (use sentence-transformers' CrossEncoder "
+            "for this one)"
+        )
+    if config.position_embedding_type not in ("alibi", "absolute"):
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE} asks for position_embedding_type "
+            f"{config.position_embedding_type!r}; turborank runs 'absolute' and 'alibi' positions only"
+        )
+    return config
+
+
 def load_model(directory: Path) -> JinaBertForSequenceClassification:
     """Build the model from config.json and load its weights in float32 (bf16/fp16 upcast exactly)."""
-    config = JinaBertConfig.from_dict(load_config(directory))
+    config = read_model_config(directory)
     source = weights_path(directory)
     state = normalize_keys(read_weights(source))
-    classifier = state.get("classifier.weight")
+    classifier = next((state[key] for key in CLASSIFIER_OUTPUT_KEYS if key in state), None)
     if classifier is None:
         raise CheckpointError(
-            f"{source} has no classifier.weight: this is an encoder without a ranking head (a bi-encoder "
-            "or base model), not a cross-encoder. Pass a reranker checkpoint."
+            f"{source} has no classifier ({' or '.join(CLASSIFIER_OUTPUT_KEYS)}): this is an encoder "
+            "without a ranking head (a bi-encoder or base model), not a cross-encoder. Pass a reranker "
+            "checkpoint."
         )
     config.num_labels = classifier.shape[0]  # config.json of the published models omits or misstates it
     model = JinaBertForSequenceClassification(config)

@@ -1,4 +1,4 @@
-"""JinaBERT (and plain BERT) for sequence classification, in one readable file.
+"""JinaBERT, BERT, RoBERTa / XLM-RoBERTa and ELECTRA cross-encoders, in one readable file.
 
 JinaBERT = BERT with three changes (spec: shared/spec/jinabert.md):
   * no position embeddings; position enters only through a symmetric ALiBi bias on the attention
@@ -7,8 +7,14 @@ JinaBERT = BERT with three changes (spec: shared/spec/jinabert.md):
   * everything else (post-LN layers, tanh pooler on the first token, linear classifier) is BERT.
 
 Module attribute names equal the checkpoint tensor names (``bert.encoder.layer.0.mlp.gated_layers``),
-so loading a checkpoint is a plain ``load_state_dict``. The same classes also serve classic BERT
-cross-encoders (``position_embedding_type: absolute``, e.g. the ms-marco-MiniLM-L-6-v2 layout).
+so loading a checkpoint is a plain ``load_state_dict`` (the loader renames ``roberta.`` / ``electra.`` to
+``bert.``). The same layers serve transformers' own sequence classifiers, which differ only at the edges:
+  * BERT (``BertForSequenceClassification``, e.g. ms-marco-MiniLM-L-6-v2): learned absolute positions,
+    the classic feed-forward, token type ids;
+  * RoBERTa / XLM-RoBERTa (bge-reranker, mxbai-rerank-v1): positions start at pad_token_id + 1, no token
+    types, no pooler; a two-layer head (dense -> tanh -> out_proj) on the first token;
+  * ELECTRA: embeddings of ``embedding_size`` projected up to the hidden size, token types, no pooler;
+    the two-layer head with GELU instead of tanh.
 
 Shapes: B batch, S sequence, H hidden, nh heads, d head size, I intermediate size.
 """
@@ -30,6 +36,18 @@ ATTENTION_BLOCK_ELEMENTS = 1 << 24
 # The bias is the same in every layer: its blocks are kept for the whole forward while they total at
 # most this many elements (256 MB in fp32), and rebuilt per layer beyond (8k-token inputs).
 ATTENTION_CACHE_ELEMENTS = 1 << 26
+
+ROBERTA_MODEL_TYPES = ("roberta", "xlm-roberta")
+MODEL_TYPES = ("bert", *ROBERTA_MODEL_TYPES, "electra")
+
+
+def names_jina_bert(raw: dict[str, Any]) -> bool:
+    """Whether a config.json describes JinaBERT: its classes (``architectures``, ``auto_map``) say so,
+    or, when it names no class, it carries JinaBERT's own fields."""
+    classes = [*(raw.get("architectures") or []), *map(str, (raw.get("auto_map") or {}).values())]
+    if classes:
+        return any("JinaBert" in name for name in classes)
+    return raw.get("position_embedding_type") == "alibi" or "feed_forward_type" in raw
 
 
 @dataclass
@@ -53,12 +71,23 @@ class JinaBertConfig:
     attention_probs_dropout_prob: float = 0.1
     classifier_dropout: float | None = None
     initializer_range: float = 0.02
+    # "bert" (JinaBERT and BERT), "roberta", "xlm-roberta" or "electra": decides the edges listed above.
+    model_type: str = "bert"
+    embedding_size: int | None = None  # ELECTRA only: embedding width when narrower than hidden_size
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> JinaBertConfig:
-        """Build from a config.json dict, ignoring fields this implementation does not use."""
+        """Build from a config.json dict, ignoring fields this implementation does not use.
+
+        Only JinaBERT reads ``feed_forward_type`` and ALiBi; transformers' own classes (named by
+        ``architectures``) always run the classic feed-forward with learned positions, and recent
+        transformers versions write neither field, so their defaults must not be JinaBERT's.
+        """
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in raw.items() if k in known and v is not None}
+        if not names_jina_bert(raw):
+            values["feed_forward_type"] = "original"
+            values.setdefault("position_embedding_type", "absolute")
         return cls(**values)
 
     @property
@@ -66,10 +95,35 @@ class JinaBertConfig:
         return self.position_embedding_type == "alibi"
 
     @property
+    def family(self) -> str:
+        """The family by what runs: "jinabert" (ALiBi), else the model_type (bert, roberta, ...)."""
+        return "jinabert" if self.uses_alibi else self.model_type
+
+    @property
+    def is_roberta(self) -> bool:
+        return self.model_type in ROBERTA_MODEL_TYPES
+
+    @property
+    def has_pooler(self) -> bool:
+        """BERT's tanh pooler + linear classifier; RoBERTa and ELECTRA put a two-layer head there."""
+        return self.model_type == "bert"
+
+    @property
+    def position_offset(self) -> int:
+        """RoBERTa numbers positions from pad_token_id + 1 (fairseq's convention); rows below go unused."""
+        return self.pad_token_id + 1 if self.is_roberta else 0
+
+    @property
+    def max_sequence_length(self) -> int:
+        """Longest pair the model can read: the ALiBi limit, or the position rows past the offset."""
+        return self.max_position_embeddings - self.position_offset
+
+    @property
     def uses_token_type_ids(self) -> bool:
         """Whether the family was trained with segment ids: JinaBERT's own pipeline (RoBERTa tokenizer)
-        never passes them, so ALiBi models see zeros; classic BERT cross-encoders saw the tokenizer's."""
-        return not self.uses_alibi
+        never passes them, so ALiBi models see zeros, and RoBERTa has a single type; classic BERT and
+        ELECTRA cross-encoders saw the tokenizer's."""
+        return not (self.uses_alibi or self.is_roberta)
 
     @property
     def gated_feed_forward(self) -> bool:
@@ -150,19 +204,21 @@ class AttentionBias:
 class BertEmbeddings(nn.Module):
     def __init__(self, config: JinaBertConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(
-            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
-        )
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        width = config.embedding_size or config.hidden_size  # E: narrower than H in ELECTRA only
+        self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width)
         if not config.uses_alibi:
-            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, width)
+        self.position_offset = config.position_offset
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)  # (B, S, H)
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)  # (B, S, E)
         if hasattr(self, "position_embeddings"):
-            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            # Batches are right-padded, so real tokens sit at 0..n-1 (RoBERTa: offset by pad + 1). Padding
+            # gets the next rows instead of RoBERTa's pad row: it is masked as a key and never pooled.
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device) + self.position_offset
             x = x + self.position_embeddings(positions)[None]
         return self.dropout(self.LayerNorm(x))
 
@@ -292,13 +348,31 @@ class BertPooler(nn.Module):
         return torch.tanh(self.dense(x[:, 0]))  # first token: [CLS] / <s>
 
 
+class ClassificationHead(nn.Module):
+    """RoBERTa / ELECTRA head on the first token: dense -> tanh (RoBERTa) or GELU (ELECTRA) -> out_proj."""
+
+    def __init__(self, config: JinaBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = nn.Tanh() if config.is_roberta else nn.GELU()  # exact erf GELU, as transformers'
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, first: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(self.act(self.dense(first))))
+
+
 class BertModel(nn.Module):
     def __init__(self, config: JinaBertConfig):
         super().__init__()
         self.config = config
         self.embeddings = BertEmbeddings(config)
+        if config.embedding_size not in (None, config.hidden_size):
+            self.embeddings_project = nn.Linear(config.embedding_size, config.hidden_size)  # ELECTRA
         self.encoder = BertEncoder(config)
-        self.pooler = BertPooler(config)
+        if config.has_pooler:
+            self.pooler = BertPooler(config)
         # Slopes are tiny; the (nh, S, S) bias is never stored (the reference keeps 3.2 GB of it).
         self.register_buffer("alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False)
 
@@ -311,14 +385,19 @@ class BertModel(nn.Module):
     ) -> torch.Tensor:
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
+        """The first token's features (B, H): pooled by BERT's tanh pooler, raw where there is none."""
         x = self.embeddings(input_ids, token_type_ids)
+        if hasattr(self, "embeddings_project"):
+            x = self.embeddings_project(x)  # (B, S, E) -> (B, S, H)
         slopes = self.alibi_slopes if self.config.uses_alibi else None
         bias = AttentionBias(attention_mask, self.config.num_attention_heads, slopes, x.dtype)
-        return self.pooler(self.encoder(x, bias, use_sdpa))
+        x = self.encoder(x, bias, use_sdpa)
+        return self.pooler(x) if hasattr(self, "pooler") else x[:, 0]
 
 
 class JinaBertForSequenceClassification(nn.Module):
-    """Cross-encoder: pooled first token -> linear classifier -> raw logits (B, num_labels)."""
+    """Cross-encoder: first-token features -> classifier -> raw logits (B, num_labels). The classifier is
+    a linear layer after BERT's pooler, or the two-layer head of RoBERTa and ELECTRA."""
 
     def __init__(self, config: JinaBertConfig):
         super().__init__()
@@ -326,7 +405,11 @@ class JinaBertForSequenceClassification(nn.Module):
         self.bert = BertModel(config)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier: nn.Module = (
+            nn.Linear(config.hidden_size, config.num_labels)
+            if config.has_pooler
+            else ClassificationHead(config)
+        )
 
     def forward(
         self,
