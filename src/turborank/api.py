@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .backends import SplitByLength, create_backend
-from .checkpoint import TOKENIZER_FILE, declared_max_length, load_model, resolve_model_dir, weights_path
+from .checkpoint import (
+    TOKENIZER_FILE,
+    declared_activation,
+    declared_max_length,
+    load_model,
+    resolve_model_dir,
+    weights_path,
+)
 from .chunking import LongDocuments, aggregate, chunk_pairs, resolve_long_documents
 from .engine import Engine, default_max_batch_tokens
 from .errors import InputError, ModelNotFoundError
@@ -25,6 +34,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 DEFAULT_MODEL_NAME = "turborank-default"  # how the shipped model names itself (info, server, eval labels)
 MAX_QUERY_TOKENS = 512  # the query's own cap under only_second truncation (at most half of max_length)
+# show_progress_bar=None draws a bar only once a call has run this long: short calls stay silent, long ones
+# (10,000 documents take over a minute on a CPU) show their progress.
+PROGRESS_DELAY_S = 2.0
+
+# What predict() applies to a (N, num_labels) tensor of logits, as sentence-transformers' activation_fn.
+Activation = Callable[[torch.Tensor], torch.Tensor]
 
 FAMILY_NAMES = {
     "jinabert": "JinaBERT",
@@ -114,6 +129,21 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
 
 
+def resolve_activation(path: str | None, num_labels: int) -> Activation:
+    """sentence-transformers' rule for predict(): the activation the checkpoint names, when it is one of
+    torch's (nothing else is imported, as CrossEncoder does without trust_remote_code), else sigmoid
+    for one label and identity for several."""
+    if path is not None:
+        module, _, name = path.rpartition(".")
+        try:
+            if not path.startswith("torch."):
+                raise ImportError("only torch's activations are imported")
+            return getattr(importlib.import_module(module), name)()
+        except (ImportError, AttributeError, TypeError) as exc:
+            log.warning("ignoring the checkpoint's activation %r (%s); using the default", path, exc)
+    return torch.nn.Sigmoid() if num_labels == 1 else torch.nn.Identity()
+
+
 class Reranker:
     """A cross-encoder reranker (JinaBERT or BERT) with a length-aware batching engine.
 
@@ -137,8 +167,10 @@ class Reranker:
         source: Path | None = None,
         backend: str = "auto",
         default_max_length: int | None = None,
+        activation_fn: Activation | None = None,
     ):
         self.config = model.config
+        self.activation_fn = activation_fn or resolve_activation(None, model.config.num_labels)
         self.default_max_length = default_max_length
         self.tokenizer = tokenizer
         self.device = device or torch.device("cpu")
@@ -219,6 +251,7 @@ class Reranker:
             # ALiBi checkpoints keep their 8,192 tokens: the published Jina files declare 512, a tokenizer
             # default that the ALiBi models outgrow (they are trained for 8k and extrapolate).
             default_max_length=None if model.config.uses_alibi else declared_max_length(directory),
+            activation_fn=resolve_activation(declared_activation(directory), model.config.num_labels),
         )
 
     @property
@@ -295,23 +328,21 @@ class Reranker:
         normalize: bool = True,
         truncation: str = "only_second",
         long_documents: str | LongDocuments = "truncate",
+        show_progress_bar: bool | None = None,
     ) -> float | list[float]:
         """Drop-in for the reference ``compute_score``: sigmoid scores (``normalize``) or raw logits.
 
         A single ``[query, document]`` pair gives a bare float; a list of pairs a list in input order.
         ``batch_size`` caps the pairs per forward pass; the engine also packs by token budget.
         ``long_documents="chunk"`` (or a ``LongDocuments``) scores each window of a long document and
-        aggregates them into the pair's score.
+        aggregates them into the pair's score. ``show_progress_bar``: None shows a bar only for calls
+        that run longer than ``PROGRESS_DELAY_S``; True or False force it.
         """
+        self.require_single_logit("compute_score")
         pairs, single = _as_pairs(sentence_pairs)
         _check_batch_size(batch_size)
         encodings, owners, options = self.encode_long(pairs, max_length, truncation, long_documents)
-        logits = self.engine.run(encodings, batch_size)
-        if logits.shape[1] != 1:
-            raise InputError(
-                f"this model has {logits.shape[1]} labels; compute_score needs a single-logit "
-                "reranker (use predict_logits for the raw outputs)"
-            )
+        logits = self._run_engine(encodings, batch_size, show_progress_bar)
         options = options or LongDocuments()
         pair_logits, _ = aggregate(logits[:, 0], owners, len(pairs), options.aggregation, options.top_k)
         values = sigmoid(pair_logits) if normalize else pair_logits
@@ -332,6 +363,7 @@ class Reranker:
         with its own scheduler between them, so requests share batches. With ``long_documents="chunk"``
         a document may own several encodings (windows); ``finish`` aggregates them.
         """
+        self.require_single_logit("rerank")
         if not isinstance(query, str) or not query.strip():
             raise InputError("query must be a non-empty string")
         documents = _check_documents(documents)
@@ -344,11 +376,8 @@ class Reranker:
     def finish(
         self, plan: ScoringPlan, logits: np.ndarray, documents: Sequence[str] | None, top_n: int | None
     ) -> list[RerankResult]:
-        """Turn the plan's logits (one row per encoding) into ranked results."""
-        if logits.ndim != 2 or logits.shape[1] != 1:
-            raise InputError(
-                f"this model has {logits.shape[-1]} labels; rerank needs a single-logit reranker"
-            )
+        """Turn the plan's logits (one row per encoding, one column: ``plan`` refuses multi-label heads)
+        into ranked results."""
         document_logits, num_chunks = aggregate(
             logits[:, 0], plan.owners, plan.num_documents, plan.aggregation, plan.top_k
         )
@@ -364,18 +393,122 @@ class Reranker:
         truncation: str = "only_second",
         batch_size: int | None = None,
         long_documents: str | LongDocuments = "truncate",
+        show_progress_bar: bool | None = None,
     ) -> list[RerankResult]:
         """Score every document against the query; results sorted by score, ties in input order.
 
         ``long_documents``: "truncate" (default) cuts each pair to ``max_length``; "chunk" scores every
         window of a longer document and keeps the best (``LongDocuments(...)`` sets window size, stride,
-        ``max_chunks_per_doc`` and the aggregation: max, mean_top_k or first).
+        ``max_chunks_per_doc`` and the aggregation: max, mean_top_k or first). ``show_progress_bar`` as
+        in ``compute_score``.
         """
         _check_top_n(top_n)
         _check_batch_size(batch_size)
         plan = self.plan(query, documents, max_length, truncation, long_documents)
-        logits = self.engine.run(plan.encodings, batch_size)
+        logits = self._run_engine(plan.encodings, batch_size, show_progress_bar)
         return self.finish(plan, logits, list(documents) if return_documents else None, top_n)
+
+    def predict(
+        self,
+        inputs: Sequence[Sequence[str]] | Sequence[str] | np.ndarray,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn: Activation | None = None,
+        apply_softmax: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        *,
+        max_length: int | None = None,
+        truncation: str = "only_second",
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | np.float32:
+        """sentence-transformers' ``CrossEncoder.predict``: scores of (query, document) pairs in input order.
+
+        Args:
+            inputs: pairs as lists, tuples or a (N, 2) numpy array of strings; one pair gives one score.
+            batch_size: pairs per forward pass at most (the engine also packs by token budget).
+            show_progress_bar: None shows a bar only for calls longer than ``PROGRESS_DELAY_S``.
+            activation_fn: applied to the (N, num_labels) logits; default ``self.activation_fn``: the one
+                the checkpoint names (as CrossEncoder reads it), else sigmoid (one label) or identity.
+            apply_softmax: softmax over the labels of multi-label models.
+            convert_to_numpy, convert_to_tensor: a numpy array (default), one tensor, or (both False) a
+                list of tensors.
+            max_length, truncation: as in ``compute_score``.
+
+        Returns:
+            (N,) scores for one label, (N, num_labels) for more; a scalar (or 0-d tensor) for a single pair.
+        """
+        pairs, single = _as_pairs(inputs)
+        _check_batch_size(batch_size)
+        logits = self._run_engine(self.encode(pairs, max_length, truncation), batch_size, show_progress_bar)
+        scores = (activation_fn or self.activation_fn)(torch.from_numpy(logits))
+        if self.config.num_labels == 1:
+            scores = scores.squeeze(-1)
+        elif apply_softmax:
+            scores = torch.softmax(scores, dim=1)
+        if convert_to_tensor:
+            result = scores
+        elif convert_to_numpy:
+            result = scores.numpy()
+        else:
+            result = list(scores)
+        return result[0] if single else result
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str] | np.ndarray,
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn: Activation | None = None,
+        *,
+        max_length: int | None = None,
+        truncation: str = "only_second",
+    ) -> list[dict[str, int | float | str]]:
+        """sentence-transformers' ``CrossEncoder.rank``: ``{"corpus_id", "score"}`` dicts (plus ``"text"``
+        with ``return_documents``), highest score first, ties in input order, the first ``top_k``."""
+        self.require_single_logit("rank")
+        _check_top_n(top_k)
+        documents = _check_documents(documents.tolist() if isinstance(documents, np.ndarray) else documents)
+        scores = self.predict(
+            [(query, document) for document in documents],
+            batch_size,
+            show_progress_bar,
+            activation_fn,
+            convert_to_numpy=False,
+            convert_to_tensor=True,
+            max_length=max_length,
+            truncation=truncation,
+        )
+        results: list[dict[str, int | float | str]] = []
+        for index, score in enumerate(scores.tolist()):
+            results.append({"corpus_id": index, "score": score})
+            if return_documents:
+                results[-1]["text"] = documents[index]
+        return sorted(results, key=lambda result: -result["score"])[:top_k]
+
+    def require_single_logit(self, caller: str) -> None:
+        """Refuse multi-label heads where one relevance score per pair is needed: which label means
+        "relevant" is the model's own secret (an NLI head has three). ``predict`` returns every label."""
+        if self.config.num_labels != 1:
+            raise InputError(
+                f"{self.name} has {self.config.num_labels} output labels, not one relevance logit: {caller} "
+                "needs a single-logit reranker. Use predict() to get every label's score."
+            )
+
+    def _run_engine(
+        self, encodings: Sequence[PairEncoding], batch_size: int | None, show_progress_bar: bool | None
+    ) -> np.ndarray:
+        """Logits in input order, behind a tqdm bar counting pairs (None: drawn after PROGRESS_DELAY_S)."""
+        with tqdm(
+            total=len(encodings),
+            unit="pair",
+            desc="Scoring",
+            disable=show_progress_bar is False,
+            delay=0 if show_progress_bar else PROGRESS_DELAY_S,
+        ) as bar:
+            return self.engine.run(encodings, batch_size, on_batch=bar.update)
 
     def warm_up(self) -> list[int]:
         """Score a short pair, and one just past the backend's length split if it has one, so that
@@ -456,6 +589,10 @@ def _check_batch_size(batch_size: Any) -> None:
 
 
 def _as_pairs(sentence_pairs: Any) -> tuple[list[tuple[str, str]], bool]:
+    """Pairs from lists, tuples or numpy string arrays (a (2,) array is one pair, (N, 2) a list of pairs),
+    and whether the input was a single pair."""
+    if isinstance(sentence_pairs, np.ndarray):
+        sentence_pairs = sentence_pairs.tolist()
     if (
         isinstance(sentence_pairs, (list, tuple))
         and len(sentence_pairs) == 2

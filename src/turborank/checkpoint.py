@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+ST_CONFIG_FILE = "config_sentence_transformers.json"  # sentence-transformers' own settings
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOKENIZER_EXTRAS = (
     TOKENIZER_CONFIG_FILE,
@@ -112,18 +113,37 @@ def load_config(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not valid JSON ({exc}): re-download the checkpoint") from exc
 
 
+def optional_json_field(path: Path, field: str) -> Any:
+    """One top-level field of an optional JSON side file; None when the file, or the field, is absent
+    or unreadable (side files only refine defaults, so they never stop a load)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(field)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+
+
 def declared_max_length(directory: Path) -> int | None:
     """``model_max_length`` from tokenizer_config.json: the pair length a model was trained and tuned
     for, as sentence-transformers' CrossEncoder and fastembed read it. None when absent or a sentinel
     (transformers writes 1e30 for "no limit")."""
-    path = directory / TOKENIZER_CONFIG_FILE
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("model_max_length")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return None
+    value = optional_json_field(directory / TOKENIZER_CONFIG_FILE, "model_max_length")
     return value if isinstance(value, int) and 8 <= value <= 1_000_000 else None
+
+
+def declared_activation(directory: Path) -> str | None:
+    """The activation sentence-transformers' CrossEncoder applies in ``predict``, as a dotted path
+    (``torch.nn.modules.linear.Identity``), looked up where each of its versions saves it:
+    config_sentence_transformers.json (v5 on), config.json's ``sentence_transformers`` block (v4) or
+    its ``sbert_ce_default_activation_function`` (before v4). None when the checkpoint names none."""
+    saved = optional_json_field(directory / ST_CONFIG_FILE, "activation_fn")
+    if saved is None:
+        block = optional_json_field(directory / CONFIG_FILE, "sentence_transformers")
+        saved = block.get("activation_fn") if isinstance(block, dict) else None
+    if saved is None:
+        saved = optional_json_field(directory / CONFIG_FILE, "sbert_ce_default_activation_function")
+    return saved if isinstance(saved, str) else None
 
 
 def weights_path(directory: Path) -> Path:
