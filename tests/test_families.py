@@ -192,10 +192,16 @@ def test_each_family_loads_without_remote_code_and_names_itself(family_checkpoin
     reranker = Reranker.from_pretrained(directory, device="cpu")
     info = reranker.info()
     assert info["family"] == family
-    assert info["architecture"].startswith(
-        {"bert": "BERT", "roberta": "RoBERTa"}.get(family, family[:3].upper())
-    )
     assert info["max_positions"] == 128  # RoBERTa's two offset rows are not usable positions
+
+
+def test_cli_info_names_the_family(family_checkpoint, capsys):
+    from turborank.cli import main
+
+    family, directory, _ = family_checkpoint
+    assert main(["info", str(directory), "--device", "cpu"]) == 0
+    expected = {"bert": "BERT", "roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa", "electra": "ELECTRA"}
+    assert f"{expected[family]} (absolute positions)" in capsys.readouterr().out
 
 
 def test_model_matches_transformers_on_padded_batches(family_checkpoint):
@@ -291,3 +297,22 @@ def test_roberta_without_head_is_refused_as_an_encoder(tmp_path):
     )
     with pytest.raises(CheckpointError, match="without a ranking head"):
         Reranker.from_pretrained(tmp_path, device="cpu")
+
+
+def test_an_unused_pooler_in_a_roberta_file_is_ignored_as_transformers_does(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    reference = save_family(tmp_path, "xlm-roberta")
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    weights |= {
+        "roberta.pooler.dense.weight": torch.ones(32, 32),
+        "roberta.pooler.dense.bias": torch.ones(32),
+    }
+    save_file(weights, str(tmp_path / "model.safetensors"))
+    reranker = Reranker.from_pretrained(tmp_path, device="cpu")
+    np.testing.assert_allclose(
+        reranker.predict_logits(PAIRS, truncation="longest_first"),
+        reference_logits(reference, tmp_path, PAIRS),
+        atol=TOLERANCE,
+        rtol=0,
+    )

@@ -244,6 +244,8 @@ def load_model(directory: Path) -> JinaBertForSequenceClassification:
             "checkpoint."
         )
     config.num_labels = classifier.shape[0]  # config.json of the published models omits or misstates it
+    if not config.has_pooler:  # some exports keep the base model's pooler, which the head never reads
+        state = {key: tensor for key, tensor in state.items() if not key.startswith("bert.pooler.")}
     model = JinaBertForSequenceClassification(config)
     check_state_dict(model, state, source)
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
