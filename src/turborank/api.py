@@ -145,7 +145,8 @@ def resolve_activation(path: str | None, num_labels: int) -> Activation:
 
 
 class Reranker:
-    """A cross-encoder reranker (JinaBERT or BERT) with a length-aware batching engine.
+    """A cross-encoder reranker (JinaBERT, BERT, RoBERTa / XLM-RoBERTa or ELECTRA) with a length-aware
+    batching engine.
 
     Example:
         >>> reranker = Reranker.from_pretrained("path/to/jina-reranker-v1-turbo-en")
