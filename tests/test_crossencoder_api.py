@@ -71,6 +71,19 @@ def test_rank_matches_cross_encoder(both):
     assert reranker.rank(QUERY, np.array(DOCUMENTS))[0]["corpus_id"] == theirs[0]["corpus_id"]
 
 
+def test_long_pairs_are_cut_as_cross_encoder_cuts_them(both):
+    """Query and document both past half of the 128-token limit: CrossEncoder's longest_first split."""
+    reranker, cross_encoder = both
+    long_pairs = [(f"{q} " * 30, f"{d} " * 30) for q, d in PAIRS]
+    assert all(len(e) == 128 for e in reranker.encode(long_pairs, truncation="longest_first"))
+    np.testing.assert_allclose(
+        reranker.predict(long_pairs), cross_encoder.predict(long_pairs), atol=TOLERANCE, rtol=0
+    )
+    ours = reranker.rank(f"{QUERY} " * 30, [f"{d} " * 30 for d in DOCUMENTS])
+    theirs = cross_encoder.rank(f"{QUERY} " * 30, [f"{d} " * 30 for d in DOCUMENTS])
+    assert [r["corpus_id"] for r in ours] == [r["corpus_id"] for r in theirs]
+
+
 def test_rank_checks_top_k(both):
     reranker, _ = both
     with pytest.raises(InputError, match="top_n must be a positive integer"):

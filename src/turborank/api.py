@@ -420,7 +420,7 @@ class Reranker:
         convert_to_tensor: bool = False,
         *,
         max_length: int | None = None,
-        truncation: str = "only_second",
+        truncation: str = "longest_first",
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | np.float32:
         """sentence-transformers' ``CrossEncoder.predict``: scores of (query, document) pairs in input order.
 
@@ -433,7 +433,9 @@ class Reranker:
             apply_softmax: softmax over the labels of multi-label models.
             convert_to_numpy, convert_to_tensor: a numpy array (default), one tensor, or (both False) a
                 list of tensors.
-            max_length, truncation: as in ``compute_score``.
+            max_length: as in ``compute_score``.
+            truncation: "longest_first" (default here), as CrossEncoder's tokenizer call cuts pairs, so long
+                pairs score as in CrossEncoder; "only_second" keeps the query whole as ``compute_score`` does.
 
         Returns:
             (N,) scores for one label, (N, num_labels) for more; a scalar (or 0-d tensor) for a single pair.
@@ -465,10 +467,11 @@ class Reranker:
         activation_fn: Activation | None = None,
         *,
         max_length: int | None = None,
-        truncation: str = "only_second",
+        truncation: str = "longest_first",
     ) -> list[dict[str, int | float | str]]:
         """sentence-transformers' ``CrossEncoder.rank``: ``{"corpus_id", "score"}`` dicts (plus ``"text"``
-        with ``return_documents``), highest score first, ties in input order, the first ``top_k``."""
+        with ``return_documents``), highest score first, ties in input order, the first ``top_k``. Arguments
+        as in ``predict``."""
         self.require_single_logit("rank")
         _check_top_n(top_k)
         documents = _check_documents(documents.tolist() if isinstance(documents, np.ndarray) else documents)
