@@ -86,8 +86,9 @@ def test_long_pairs_are_cut_as_cross_encoder_cuts_them(both):
 
 def test_rank_checks_top_k(both):
     reranker, _ = both
-    with pytest.raises(InputError, match="top_n must be a positive integer"):
+    with pytest.raises(InputError, match="top_k must be a positive integer"):
         reranker.rank(QUERY, DOCUMENTS, top_k=0)
+    assert reranker.rank(QUERY, []) == []
 
 
 def test_the_activation_a_cross_encoder_saved_is_used(tmp_path):

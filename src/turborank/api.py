@@ -473,7 +473,7 @@ class Reranker:
         with ``return_documents``), highest score first, ties in input order, the first ``top_k``. Arguments
         as in ``predict``."""
         self.require_single_logit("rank")
-        _check_top_n(top_k)
+        _check_top_n(top_k, "top_k")
         documents = _check_documents(documents.tolist() if isinstance(documents, np.ndarray) else documents)
         scores = self.predict(
             [(query, document) for document in documents],
@@ -580,9 +580,9 @@ def _max_query_length(max_length: int) -> int:
     return min(MAX_QUERY_TOKENS, max_length // 2)
 
 
-def _check_top_n(top_n: Any) -> None:
+def _check_top_n(top_n: Any, name: str = "top_n") -> None:
     if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
-        raise InputError(f"top_n must be a positive integer or None, got {top_n!r}")
+        raise InputError(f"{name} must be a positive integer or None, got {top_n!r}")
 
 
 def _check_batch_size(batch_size: Any) -> None:

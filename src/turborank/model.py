@@ -11,7 +11,7 @@ so loading a checkpoint is a plain ``load_state_dict`` (the loader renames ``rob
 ``bert.``). The same layers serve transformers' own sequence classifiers, which differ only at the edges:
   * BERT (``BertForSequenceClassification``, e.g. ms-marco-MiniLM-L-6-v2): learned absolute positions,
     the classic feed-forward, token type ids;
-  * RoBERTa / XLM-RoBERTa (bge-reranker, mxbai-rerank-v1): positions start at pad_token_id + 1, no token
+  * RoBERTa / XLM-RoBERTa (bge-reranker): positions start at pad_token_id + 1, no token
     types, no pooler; a two-layer head (dense -> tanh -> out_proj) on the first token;
   * ELECTRA: embeddings of ``embedding_size`` projected up to the hidden size, token types, no pooler;
     the two-layer head with GELU instead of tanh.
@@ -98,6 +98,10 @@ class JinaBertConfig:
     def family(self) -> str:
         """The family by what runs: "jinabert" (ALiBi), else the model_type (bert, roberta, ...)."""
         return "jinabert" if self.uses_alibi else self.model_type
+
+    @property
+    def classifier_dropout_prob(self) -> float:
+        return self.classifier_dropout if self.classifier_dropout is not None else self.hidden_dropout_prob
 
     @property
     def is_roberta(self) -> bool:
@@ -355,8 +359,7 @@ class ClassificationHead(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.act = nn.Tanh() if config.is_roberta else nn.GELU()  # exact erf GELU, as transformers'
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, first: torch.Tensor) -> torch.Tensor:
@@ -383,9 +386,9 @@ class BertModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         use_sdpa: bool = True,
     ) -> torch.Tensor:
+        """The first token's features (B, H): pooled by BERT's tanh pooler, raw where there is none."""
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        """The first token's features (B, H): pooled by BERT's tanh pooler, raw where there is none."""
         x = self.embeddings(input_ids, token_type_ids)
         if hasattr(self, "embeddings_project"):
             x = self.embeddings_project(x)  # (B, S, E) -> (B, S, H)
@@ -403,8 +406,7 @@ class JinaBertForSequenceClassification(nn.Module):
         super().__init__()
         self.config = config
         self.bert = BertModel(config)
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier: nn.Module = (
             nn.Linear(config.hidden_size, config.num_labels)
             if config.has_pooler
