@@ -25,7 +25,7 @@ def load_both(directory):
     return Reranker.from_pretrained(directory, device="cpu"), cross_encoder
 
 
-@pytest.fixture(scope="module", params=["bert", "xlm-roberta"])
+@pytest.fixture(scope="module", params=["bert", "xlm-roberta", "deberta-v2"])
 def both(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp(request.param)
     save_family(directory, request.param)

@@ -144,11 +144,30 @@ def electra_classes(num_labels: int = 1):
     return transformers.ElectraForSequenceClassification, config, wordpiece_tokenizer, BERT_SPECIALS
 
 
+def deberta_classes(num_labels: int = 1):
+    # The DeBERTa-v3 layout mxbai-rerank-v1 uses; 16 buckets so that these short pairs reach the log buckets.
+    config = transformers.DebertaV2Config(
+        max_position_embeddings=128,
+        relative_attention=True,
+        position_buckets=16,
+        share_att_key=True,
+        pos_att_type=["p2c", "c2p"],
+        position_biased_input=False,
+        norm_rel_ebd="layer_norm",
+        type_vocab_size=0,
+        pooler_hidden_act="gelu",
+        num_labels=num_labels,
+        **SIZES,
+    )
+    return transformers.DebertaV2ForSequenceClassification, config, wordpiece_tokenizer, BERT_SPECIALS
+
+
 FAMILIES: dict[str, Callable] = {
     "bert": bert_classes,
     "roberta": roberta_classes,
     "xlm-roberta": xlm_roberta_classes,
     "electra": electra_classes,
+    "deberta-v2": deberta_classes,
 }
 
 
@@ -200,8 +219,14 @@ def test_cli_info_names_the_family(family_checkpoint, capsys):
 
     family, directory, _ = family_checkpoint
     assert main(["info", str(directory), "--device", "cpu"]) == 0
-    expected = {"bert": "BERT", "roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa", "electra": "ELECTRA"}
-    assert f"{expected[family]} (absolute positions)" in capsys.readouterr().out
+    expected = {
+        "bert": "BERT (absolute positions)",
+        "roberta": "RoBERTa (absolute positions)",
+        "xlm-roberta": "XLM-RoBERTa (absolute positions)",
+        "electra": "ELECTRA (absolute positions)",
+        "deberta-v2": "DeBERTa-v2 (relative positions)",
+    }
+    assert expected[family] in capsys.readouterr().out
 
 
 def test_model_matches_transformers_on_padded_batches(family_checkpoint):
@@ -278,12 +303,27 @@ def test_unsupported_family_and_position_scheme_are_refused(tmp_path):
     save_family(tmp_path, "bert")
     config_path = tmp_path / "config.json"
     raw = json.loads(config_path.read_text())
-    config_path.write_text(json.dumps({**raw, "model_type": "deberta-v2"}))
-    with pytest.raises(CheckpointError, match="model_type 'deberta-v2'.*bert, roberta, xlm-roberta, electra"):
+    config_path.write_text(json.dumps({**raw, "model_type": "modernbert"}))
+    with pytest.raises(
+        CheckpointError, match="model_type 'modernbert'.*bert, roberta, xlm-roberta, electra, deberta-v2"
+    ):
         Reranker.from_pretrained(tmp_path, device="cpu")
     config_path.write_text(json.dumps({**raw, "position_embedding_type": "relative_key"}))
     with pytest.raises(CheckpointError, match="'absolute' and 'alibi' positions only"):
         Reranker.from_pretrained(tmp_path, device="cpu")
+
+
+def test_deberta_v2_layouts_other_than_v3_are_refused(tmp_path):
+    """deberta-v2-xlarge's conv layer and separate position projections are not implemented."""
+    save_family(tmp_path, "deberta-v2")
+    config_path = tmp_path / "config.json"
+    raw = json.loads(config_path.read_text())
+    for change in ({"conv_kernel_size": 3}, {"share_att_key": False}, {"position_biased_input": True}):
+        config_path.write_text(json.dumps({**raw, **change}))
+        with pytest.raises(
+            CheckpointError, match=f"DeBERTa-v2 variant turborank does not run.*{next(iter(change))}"
+        ):
+            Reranker.from_pretrained(tmp_path, device="cpu")
 
 
 def test_roberta_without_head_is_refused_as_an_encoder(tmp_path):

@@ -1,4 +1,4 @@
-"""The rest of turborank with RoBERTa / XLM-RoBERTa and ELECTRA checkpoints: what works (ONNX fp32 and
+"""The rest of turborank with XLM-RoBERTa, ELECTRA and DeBERTa-v2 checkpoints: what works (ONNX fp32 and
 int8, chunking, the server's loader, eval's scorer) and what refuses clearly (the CUDA unpadded backend,
 BERT-shaped distillation students, multi-label heads where one score per pair is needed)."""
 
@@ -15,10 +15,12 @@ from test_families import PAIRS, save_family  # noqa: E402
 from turborank import InputError, Reranker  # noqa: E402
 from turborank.chunking import LongDocuments  # noqa: E402
 
-INT8_BOUND = 0.1  # random weights (logit std ~1): measured 0.03-0.04 on these two families
+# Random weights, logits of -4..4: measured 0.03 (XLM-RoBERTa), 0.04 (ELECTRA), 0.11 (DeBERTa, whose
+# relative-position projections are quantized too).
+INT8_BOUND = 0.2
 
 
-@pytest.fixture(scope="module", params=["xlm-roberta", "electra"])
+@pytest.fixture(scope="module", params=["xlm-roberta", "electra", "deberta-v2"])
 def family_dir(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp(request.param)
     save_family(directory, request.param)

@@ -47,6 +47,13 @@ FAMILY_NAMES = {
     "roberta": "RoBERTa",
     "xlm-roberta": "XLM-RoBERTa",
     "electra": "ELECTRA",
+    "deberta-v2": "DeBERTa-v2",
+}
+
+POSITIONS_IN_WORDS = {
+    "alibi": "ALiBi",
+    "absolute": "absolute positions",
+    "disentangled": "relative positions",
 }
 
 DTYPES = {
@@ -535,8 +542,8 @@ class Reranker:
             "name": self.name,
             "path": str(self.source) if self.source else None,
             "family": c.family,
-            "architecture": f"{FAMILY_NAMES[c.family]} "
-            + (f"(ALiBi, {c.feed_forward_type})" if c.uses_alibi else "(absolute positions)"),
+            "architecture": f"{FAMILY_NAMES[c.family]} ({POSITIONS_IN_WORDS[c.position_embedding_type]}"
+            + (f", {c.feed_forward_type})" if c.gated_feed_forward else ")"),
             "layers": c.num_hidden_layers,
             "hidden_size": c.hidden_size,
             "heads": c.num_attention_heads,

@@ -37,7 +37,18 @@ TOKENIZER_EXTRAS = (
 IGNORED_KEY_SUFFIXES = ("embeddings.position_ids", "encoder.alibi")
 ENCODER_PREFIXES = ("embeddings.", "embeddings_project.", "encoder.", "pooler.")
 # transformers names the encoder after the family; the model here calls every family's encoder ``bert``.
-FAMILY_PREFIXES = ("roberta.", "electra.")
+FAMILY_PREFIXES = ("roberta.", "electra.", "deberta.")
+# DeBERTa's names for the attention projections that BERT calls query / key / value.
+RENAMED_PARTS = {".query_proj.": ".query.", ".key_proj.": ".key.", ".value_proj.": ".value."}
+# What the DeBERTa-v2 code path implements: the v3 layout (mxbai-rerank-v1, deberta-v3-*); the conv layer,
+# separate position projections and absolute positions of some v2 checkpoints are refused.
+DEBERTA_REQUIREMENTS = {
+    "relative_attention": True,
+    "share_att_key": True,
+    "position_biased_input": False,
+    "norm_rel_ebd": "layer_norm",
+    "conv_kernel_size": None,
+}
 # Where the number of labels can be read: BERT's linear classifier, RoBERTa's and ELECTRA's two-layer head.
 CLASSIFIER_OUTPUT_KEYS = ("classifier.weight", "classifier.out_proj.weight")
 
@@ -182,6 +193,8 @@ def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             continue
         for prefix in FAMILY_PREFIXES:
             key = key.removeprefix(prefix)
+        for old, new in RENAMED_PARTS.items():
+            key = key.replace(old, new)
         if key.startswith(ENCODER_PREFIXES):
             key = "bert." + key
         normalized[key] = tensor
@@ -216,17 +229,31 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
 
 def read_model_config(directory: Path) -> JinaBertConfig:
     """config.json as a JinaBertConfig, refusing families and position schemes this model does not run."""
-    config = JinaBertConfig.from_dict(load_config(directory))
+    raw = load_config(directory)
+    config = JinaBertConfig.from_dict(raw)
+    if config.model_type == "deberta-v2":
+        unsupported = {k: raw.get(k) for k, v in DEBERTA_REQUIREMENTS.items() if raw.get(k) != v}
+        if raw.get("embedding_size") not in (None, config.hidden_size):
+            unsupported["embedding_size"] = raw["embedding_size"]
+        if not set(config.pos_att_type) <= {"c2p", "p2c"}:
+            unsupported["pos_att_type"] = list(config.pos_att_type)
+        if unsupported:
+            raise CheckpointError(
+                f"{directory / CONFIG_FILE} is a DeBERTa-v2 variant turborank does not run ({unsupported}); "
+                f"it runs the DeBERTa-v3 layout ({DEBERTA_REQUIREMENTS}): use sentence-transformers' "
+                "CrossEncoder for this one"
+            )
     if config.model_type not in MODEL_TYPES:
         raise CheckpointError(
             f"{directory / CONFIG_FILE} has model_type {config.model_type!r}, a family turborank does not "
             f"run: it loads {', '.join(MODEL_TYPES)} cross-encoders (use sentence-transformers' CrossEncoder "
             "for this one)"
         )
-    if config.position_embedding_type not in ("alibi", "absolute"):
+    if config.position_embedding_type not in ("alibi", "absolute", "disentangled"):
         raise CheckpointError(
             f"{directory / CONFIG_FILE} asks for position_embedding_type "
-            f"{config.position_embedding_type!r}; turborank runs 'absolute' and 'alibi' positions only"
+            f"{config.position_embedding_type!r}; turborank runs 'absolute' and 'alibi' positions only "
+            "(and DeBERTa's relative attention)"
         )
     return config
 

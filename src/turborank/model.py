@@ -14,7 +14,10 @@ so loading a checkpoint is a plain ``load_state_dict`` (the loader renames ``rob
   * RoBERTa / XLM-RoBERTa (bge-reranker): positions start at pad_token_id + 1, no token
     types, no pooler; a two-layer head (dense -> tanh -> out_proj) on the first token;
   * ELECTRA: embeddings of ``embedding_size`` projected up to the hidden size, token types, no pooler;
-    the two-layer head with GELU instead of tanh.
+    the two-layer head with GELU instead of tanh;
+  * DeBERTa-v2/v3 (mxbai-rerank-v1): no position embeddings; each layer adds disentangled relative
+    attention (He et al. 2021, https://arxiv.org/abs/2006.03654, section 3.1) to the scores, and the
+    pooler uses GELU.
 
 Shapes: B batch, S sequence, H hidden, nh heads, d head size, I intermediate size.
 """
@@ -38,7 +41,7 @@ ATTENTION_BLOCK_ELEMENTS = 1 << 24
 ATTENTION_CACHE_ELEMENTS = 1 << 26
 
 ROBERTA_MODEL_TYPES = ("roberta", "xlm-roberta")
-MODEL_TYPES = ("bert", *ROBERTA_MODEL_TYPES, "electra")
+MODEL_TYPES = ("bert", *ROBERTA_MODEL_TYPES, "electra", "deberta-v2")
 
 
 def names_jina_bert(raw: dict[str, Any]) -> bool:
@@ -74,6 +77,11 @@ class JinaBertConfig:
     # "bert" (JinaBERT and BERT), "roberta", "xlm-roberta" or "electra": decides the edges listed above.
     model_type: str = "bert"
     embedding_size: int | None = None  # ELECTRA only: embedding width when narrower than hidden_size
+    # DeBERTa's relative attention: distances in log buckets, scores content->position and position->content.
+    position_buckets: int = 256
+    max_relative_positions: int = -1  # -1: max_position_embeddings
+    pos_att_type: tuple[str, ...] = ("p2c", "c2p")
+    pooler_hidden_act: str = "tanh"
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> JinaBertConfig:
@@ -88,11 +96,30 @@ class JinaBertConfig:
         if not names_jina_bert(raw):
             values["feed_forward_type"] = "original"
             values.setdefault("position_embedding_type", "absolute")
+        if values.get("model_type") == "deberta-v2":
+            values["position_embedding_type"] = "disentangled"
+            values["pos_att_type"] = tuple(raw.get("pos_att_type") or ())
+            values.setdefault("pooler_hidden_act", "gelu")
         return cls(**values)
 
     @property
     def uses_alibi(self) -> bool:
         return self.position_embedding_type == "alibi"
+
+    @property
+    def uses_relative_attention(self) -> bool:
+        return self.position_embedding_type == "disentangled"
+
+    @property
+    def max_relative_distance(self) -> int:
+        return (
+            self.max_relative_positions if self.max_relative_positions > 0 else self.max_position_embeddings
+        )
+
+    @property
+    def relative_span(self) -> int:
+        """DeBERTa's k: relative embeddings cover distances -k..k-1 (in buckets when it has them)."""
+        return self.position_buckets if self.position_buckets > 0 else self.max_relative_distance
 
     @property
     def family(self) -> str:
@@ -109,8 +136,8 @@ class JinaBertConfig:
 
     @property
     def has_pooler(self) -> bool:
-        """BERT's tanh pooler + linear classifier; RoBERTa and ELECTRA put a two-layer head there."""
-        return self.model_type == "bert"
+        """A pooler + linear classifier (BERT, DeBERTa); RoBERTa and ELECTRA put a two-layer head there."""
+        return self.model_type in ("bert", "deberta-v2")
 
     @property
     def position_offset(self) -> int:
@@ -127,7 +154,7 @@ class JinaBertConfig:
         """Whether the family was trained with segment ids: JinaBERT's own pipeline (RoBERTa tokenizer)
         never passes them, so ALiBi models see zeros, and RoBERTa has a single type; classic BERT and
         ELECTRA cross-encoders saw the tokenizer's."""
-        return not (self.uses_alibi or self.is_roberta)
+        return not (self.uses_alibi or self.is_roberta) and self.type_vocab_size > 0
 
     @property
     def gated_feed_forward(self) -> bool:
@@ -161,6 +188,25 @@ def alibi_bias(slopes: torch.Tensor, query_positions: torch.Tensor, key_length: 
     keys = torch.arange(key_length, device=query_positions.device)
     distance = (query_positions[:, None] - keys[None, :]).abs().to(torch.float32)
     return -slopes.to(query_positions.device)[:, None, None] * distance[None]
+
+
+def log_bucket(distance: torch.Tensor, buckets: int, max_distance: int) -> torch.Tensor:
+    """DeBERTa-v2's relative distance buckets: exact within +-buckets/2, logarithmic beyond (reaching
+    +-(buckets - 1) at max_distance), sign kept."""
+    mid = buckets // 2
+    magnitude = torch.where(distance.abs() < mid, torch.full_like(distance, mid - 1), distance.abs())
+    scale = torch.log(torch.tensor((max_distance - 1) / mid))  # float32, as the reference rounds it
+    logarithmic = torch.ceil(torch.log(magnitude / mid) / scale * (mid - 1)) + mid
+    return torch.where(magnitude <= mid, distance.to(logarithmic.dtype), logarithmic * distance.sign()).long()
+
+
+@dataclass
+class RelativePositions:
+    """What DeBERTa's layers share in one forward: the embedding row of each (i, j) distance and the
+    normalized relative embeddings (2k, H)."""
+
+    index: torch.Tensor  # (S, S) int64: k + bucket(i - j), clamped to [0, 2k)
+    embeddings: torch.Tensor  # (2k, H)
 
 
 class AttentionBias:
@@ -210,15 +256,18 @@ class BertEmbeddings(nn.Module):
         super().__init__()
         width = config.embedding_size or config.hidden_size  # E: narrower than H in ELECTRA only
         self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width)
-        if not config.uses_alibi:
+        if config.type_vocab_size > 0:  # DeBERTa-v3 has none
+            self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width)
+        if config.position_embedding_type == "absolute":
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, width)
         self.position_offset = config.position_offset
         self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)  # (B, S, E)
+        x = self.word_embeddings(input_ids)  # (B, S, E)
+        if hasattr(self, "token_type_embeddings"):
+            x = x + self.token_type_embeddings(token_type_ids)
         if hasattr(self, "position_embeddings"):
             # Batches are right-padded, so real tokens sit at 0..n-1 (RoBERTa: offset by pad + 1). Padding
             # gets the next rows instead of RoBERTa's pad row: it is masked as a key and never pooled.
@@ -236,8 +285,39 @@ class BertSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_p = config.attention_probs_dropout_prob
+        self.position_terms = config.pos_att_type if config.uses_relative_attention else ()
+        # DeBERTa divides by sqrt(d * (1 + number of position terms)): each term adds a dot product.
+        self.score_divisor = math.sqrt(self.head_size * (1 + len(self.position_terms)))
 
-    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
+    def disentangled_bias(
+        self, q: torch.Tensor, k: torch.Tensor, relative: RelativePositions, start: int, end: int
+    ) -> torch.Tensor:
+        """DeBERTa's position terms for query rows start:end, already scaled, (B, nh, rows, S).
+
+        With r = k + bucket(i - j): content->position q_i . Kr_r, and position->content k_j . Qr_r,
+        where Kr, Qr are this layer's key / query projections of the relative embeddings.
+        """
+        B, nh, S, d = k.shape
+        span = relative.embeddings.shape[0]
+        index = relative.index[start:end]  # (rows, S)
+        bias = torch.zeros((), dtype=q.dtype, device=q.device)
+        if "c2p" in self.position_terms:
+            key_positions = self.key(relative.embeddings).view(span, nh, d).transpose(0, 1)  # (nh, 2k, d)
+            content_to_position = q[:, :, start:end] @ key_positions.transpose(-1, -2)  # (B, nh, rows, 2k)
+            bias = bias + content_to_position.gather(-1, index.expand(B, nh, -1, -1))
+        if "p2c" in self.position_terms:
+            query_positions = self.query(relative.embeddings).view(span, nh, d).transpose(0, 1)
+            position_to_content = k @ query_positions.transpose(-1, -2)  # (B, nh, S, 2k)
+            bias = bias + position_to_content.gather(-1, index.T.expand(B, nh, -1, -1)).transpose(-1, -2)
+        return bias / self.score_divisor
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        bias: AttentionBias,
+        use_sdpa: bool = True,
+        relative: RelativePositions | None = None,
+    ) -> torch.Tensor:
         B, S, H = x.shape
         nh, d = self.num_heads, self.head_size
         q = self.query(x).view(B, S, nh, d).transpose(1, 2)  # (B, nh, S, d)
@@ -247,11 +327,17 @@ class BertSelfAttention(nn.Module):
         outputs = []
         for start, end, block_bias in bias.blocks():
             q_block = q[:, :, start:end]  # (B, nh, rows, d)
+            if relative is not None:
+                position_bias = self.disentangled_bias(q, k, relative, start, end)
+                block_bias = position_bias if block_bias is None else position_bias + block_bias
             if use_sdpa:
-                out = F.scaled_dot_product_attention(q_block, k, v, attn_mask=block_bias, dropout_p=dropout)
+                scale = 1.0 / self.score_divisor if self.position_terms else None  # None: SDPA's 1/sqrt(d)
+                out = F.scaled_dot_product_attention(
+                    q_block, k, v, attn_mask=block_bias, dropout_p=dropout, scale=scale
+                )
             else:
                 # Reference math: softmax(q k^T / sqrt(d) + mask + alibi) v, the bias added in one go.
-                scores = q_block @ k.transpose(-1, -2) / math.sqrt(d)  # (B, nh, rows, S)
+                scores = q_block @ k.transpose(-1, -2) / self.score_divisor  # (B, nh, rows, S)
                 if block_bias is not None:
                     scores = scores + block_bias
                 probs = F.dropout(scores.softmax(dim=-1), dropout, self.training)
@@ -281,8 +367,14 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertOutput(config, config.hidden_size)
 
-    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
-        return self.output(self.self(x, bias, use_sdpa), x)
+    def forward(
+        self,
+        x: torch.Tensor,
+        bias: AttentionBias,
+        use_sdpa: bool = True,
+        relative: RelativePositions | None = None,
+    ) -> torch.Tensor:
+        return self.output(self.self(x, bias, use_sdpa, relative), x)
 
 
 class GatedMLP(nn.Module):
@@ -325,8 +417,14 @@ class BertLayer(nn.Module):
             self.intermediate = BertIntermediate(config)
             self.output = BertOutput(config, config.intermediate_size)
 
-    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
-        h = self.attention(x, bias, use_sdpa)
+    def forward(
+        self,
+        x: torch.Tensor,
+        bias: AttentionBias,
+        use_sdpa: bool = True,
+        relative: RelativePositions | None = None,
+    ) -> torch.Tensor:
+        h = self.attention(x, bias, use_sdpa, relative)
         if hasattr(self, "mlp"):
             return self.mlp(h)
         return self.output(self.intermediate(h), h)
@@ -335,11 +433,26 @@ class BertLayer(nn.Module):
 class BertEncoder(nn.Module):
     def __init__(self, config: JinaBertConfig):
         super().__init__()
+        self.config = config
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+        if config.uses_relative_attention:  # DeBERTa: one table of distance embeddings for every layer
+            self.rel_embeddings = nn.Embedding(2 * config.relative_span, config.hidden_size)
+            self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def relative_positions(self, length: int, device: torch.device) -> RelativePositions:
+        c = self.config
+        positions = torch.arange(length, device=device)
+        distance = positions[:, None] - positions[None, :]  # (S, S): i - j
+        if c.position_buckets > 0:
+            distance = log_bucket(distance, c.position_buckets, c.max_relative_distance)
+        span = c.relative_span
+        index = (distance + span).clamp(0, 2 * span - 1)
+        return RelativePositions(index, self.LayerNorm(self.rel_embeddings.weight))
 
     def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
+        relative = self.relative_positions(x.shape[1], x.device) if hasattr(self, "rel_embeddings") else None
         for layer in self.layer:
-            x = layer(x, bias, use_sdpa)
+            x = layer(x, bias, use_sdpa, relative)
         return x
 
 
@@ -347,9 +460,10 @@ class BertPooler(nn.Module):
     def __init__(self, config: JinaBertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = nn.GELU() if config.pooler_hidden_act == "gelu" else nn.Tanh()  # GELU: DeBERTa's
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(x[:, 0]))  # first token: [CLS] / <s>
+        return self.act(self.dense(x[:, 0]))  # first token: [CLS] / <s>
 
 
 class ClassificationHead(nn.Module):
