@@ -9,7 +9,6 @@ through each library's own tokenization.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -116,66 +115,64 @@ ROBERTA_SPECIALS = {
 SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 48}
 
 
-def bert_classes(num_labels: int = 1):
-    config = transformers.BertConfig(max_position_embeddings=128, num_labels=num_labels, **SIZES)
-    return transformers.BertForSequenceClassification, config, wordpiece_tokenizer, BERT_SPECIALS
-
-
-def roberta_classes(num_labels: int = 1):
+# family -> (transformers class, its config class, config fields beyond SIZES, tokenizer builder, specials)
+FAMILIES = {
+    "bert": (
+        transformers.BertForSequenceClassification,
+        transformers.BertConfig,
+        {"max_position_embeddings": 128},
+        wordpiece_tokenizer,
+        BERT_SPECIALS,
+    ),
     # RoBERTa proper: 2 token types in the table but only type 0 used, positions from pad_token_id + 1.
-    config = transformers.RobertaConfig(
-        max_position_embeddings=130, pad_token_id=1, num_labels=num_labels, **SIZES
-    )
-    return transformers.RobertaForSequenceClassification, config, byte_level_bpe_tokenizer, ROBERTA_SPECIALS
-
-
-def xlm_roberta_classes(num_labels: int = 1):
+    "roberta": (
+        transformers.RobertaForSequenceClassification,
+        transformers.RobertaConfig,
+        {"max_position_embeddings": 130, "pad_token_id": 1},
+        byte_level_bpe_tokenizer,
+        ROBERTA_SPECIALS,
+    ),
     # Shaped like bge-reranker: a single token type, 2 + max length position rows.
-    config = transformers.XLMRobertaConfig(
-        max_position_embeddings=130, type_vocab_size=1, pad_token_id=1, num_labels=num_labels, **SIZES
-    )
-    return transformers.XLMRobertaForSequenceClassification, config, unigram_tokenizer, ROBERTA_SPECIALS
-
-
-def electra_classes(num_labels: int = 1):
-    config = transformers.ElectraConfig(
-        embedding_size=16, max_position_embeddings=128, num_labels=num_labels, **SIZES
-    )
-    return transformers.ElectraForSequenceClassification, config, wordpiece_tokenizer, BERT_SPECIALS
-
-
-def deberta_classes(num_labels: int = 1):
+    "xlm-roberta": (
+        transformers.XLMRobertaForSequenceClassification,
+        transformers.XLMRobertaConfig,
+        {"max_position_embeddings": 130, "type_vocab_size": 1, "pad_token_id": 1},
+        unigram_tokenizer,
+        ROBERTA_SPECIALS,
+    ),
+    "electra": (
+        transformers.ElectraForSequenceClassification,
+        transformers.ElectraConfig,
+        {"embedding_size": 16, "max_position_embeddings": 128},
+        wordpiece_tokenizer,
+        BERT_SPECIALS,
+    ),
     # The DeBERTa-v3 layout mxbai-rerank-v1 uses; 16 buckets so that these short pairs reach the log buckets.
-    config = transformers.DebertaV2Config(
-        max_position_embeddings=128,
-        relative_attention=True,
-        position_buckets=16,
-        share_att_key=True,
-        pos_att_type=["p2c", "c2p"],
-        position_biased_input=False,
-        norm_rel_ebd="layer_norm",
-        type_vocab_size=0,
-        pooler_hidden_act="gelu",
-        num_labels=num_labels,
-        **SIZES,
-    )
-    return transformers.DebertaV2ForSequenceClassification, config, wordpiece_tokenizer, BERT_SPECIALS
-
-
-FAMILIES: dict[str, Callable] = {
-    "bert": bert_classes,
-    "roberta": roberta_classes,
-    "xlm-roberta": xlm_roberta_classes,
-    "electra": electra_classes,
-    "deberta-v2": deberta_classes,
+    "deberta-v2": (
+        transformers.DebertaV2ForSequenceClassification,
+        transformers.DebertaV2Config,
+        {
+            "max_position_embeddings": 128,
+            "relative_attention": True,
+            "position_buckets": 16,
+            "share_att_key": True,
+            "pos_att_type": ["p2c", "c2p"],
+            "position_biased_input": False,
+            "norm_rel_ebd": "layer_norm",
+            "type_vocab_size": 0,
+            "pooler_hidden_act": "gelu",
+        },
+        wordpiece_tokenizer,
+        BERT_SPECIALS,
+    ),
 }
 
 
 def save_family(directory: Path, family: str, num_labels: int = 1, seed: int = 0):
     """A random-weight checkpoint of ``family`` saved by transformers; returns the transformers model."""
-    model_class, config, make_tokenizer, specials = FAMILIES[family](num_labels)
+    model_class, config_class, fields, make_tokenizer, specials = FAMILIES[family]
     tokenizer = make_tokenizer()
-    config.vocab_size = tokenizer.get_vocab_size()
+    config = config_class(num_labels=num_labels, vocab_size=tokenizer.get_vocab_size(), **SIZES, **fields)
     torch.manual_seed(seed)
     model = model_class(config).eval()
     with torch.no_grad():  # weights far from init, so that a wrong position or head would show

@@ -210,7 +210,8 @@ class RelativePositions:
 
 
 class AttentionBias:
-    """Additive attention bias (padding mask, plus ALiBi when enabled), handed out in query-row blocks.
+    """Additive attention bias (padding mask, plus ALiBi when enabled), handed out in query-row blocks;
+    it also carries DeBERTa's relative positions, which each layer turns into its own bias.
 
     The same bias serves every layer, so blocks are built once per forward when they fit in memory;
     for long inputs they are rebuilt on demand so that no (nh, S, S) tensor ever exists. A batch
@@ -228,6 +229,8 @@ class AttentionBias:
             # (B, 1, 1, S): 0 on real tokens, the dtype's most negative value on padding (key-only mask).
             self.key_mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
         self.slopes = slopes
+        # DeBERTa's position terms depend on each layer's projections: layers add them per block.
+        self.relative: RelativePositions | None = None
         self.dtype = dtype
         self.length = length
         self.device = attention_mask.device
@@ -311,13 +314,7 @@ class BertSelfAttention(nn.Module):
             bias = bias + position_to_content.gather(-1, index.T.expand(B, nh, -1, -1)).transpose(-1, -2)
         return bias / self.score_divisor
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        bias: AttentionBias,
-        use_sdpa: bool = True,
-        relative: RelativePositions | None = None,
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
         B, S, H = x.shape
         nh, d = self.num_heads, self.head_size
         q = self.query(x).view(B, S, nh, d).transpose(1, 2)  # (B, nh, S, d)
@@ -327,8 +324,8 @@ class BertSelfAttention(nn.Module):
         outputs = []
         for start, end, block_bias in bias.blocks():
             q_block = q[:, :, start:end]  # (B, nh, rows, d)
-            if relative is not None:
-                position_bias = self.disentangled_bias(q, k, relative, start, end)
+            if bias.relative is not None:
+                position_bias = self.disentangled_bias(q, k, bias.relative, start, end)
                 block_bias = position_bias if block_bias is None else position_bias + block_bias
             if use_sdpa:
                 scale = 1.0 / self.score_divisor if self.position_terms else None  # None: SDPA's 1/sqrt(d)
@@ -367,14 +364,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertOutput(config, config.hidden_size)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        bias: AttentionBias,
-        use_sdpa: bool = True,
-        relative: RelativePositions | None = None,
-    ) -> torch.Tensor:
-        return self.output(self.self(x, bias, use_sdpa, relative), x)
+    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
+        return self.output(self.self(x, bias, use_sdpa), x)
 
 
 class GatedMLP(nn.Module):
@@ -417,14 +408,8 @@ class BertLayer(nn.Module):
             self.intermediate = BertIntermediate(config)
             self.output = BertOutput(config, config.intermediate_size)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        bias: AttentionBias,
-        use_sdpa: bool = True,
-        relative: RelativePositions | None = None,
-    ) -> torch.Tensor:
-        h = self.attention(x, bias, use_sdpa, relative)
+    def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
+        h = self.attention(x, bias, use_sdpa)
         if hasattr(self, "mlp"):
             return self.mlp(h)
         return self.output(self.intermediate(h), h)
@@ -450,9 +435,10 @@ class BertEncoder(nn.Module):
         return RelativePositions(index, self.LayerNorm(self.rel_embeddings.weight))
 
     def forward(self, x: torch.Tensor, bias: AttentionBias, use_sdpa: bool = True) -> torch.Tensor:
-        relative = self.relative_positions(x.shape[1], x.device) if hasattr(self, "rel_embeddings") else None
+        if hasattr(self, "rel_embeddings"):
+            bias.relative = self.relative_positions(x.shape[1], x.device)
         for layer in self.layer:
-            x = layer(x, bias, use_sdpa, relative)
+            x = layer(x, bias, use_sdpa)
         return x
 
 
