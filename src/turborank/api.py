@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .backends import SplitByLength, create_backend
-from .checkpoint import TOKENIZER_FILE, declared_max_length, load_model, resolve_model_dir, weights_path
+from .checkpoint import (
+    TOKENIZER_FILE,
+    declared_activation,
+    declared_max_length,
+    load_model,
+    resolve_model_dir,
+    weights_path,
+)
 from .chunking import LongDocuments, aggregate, chunk_pairs, resolve_long_documents
 from .cpu import cpu_dtype, cpu_features
 from .engine import Engine, default_max_batch_tokens
@@ -26,6 +35,27 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 DEFAULT_MODEL_NAME = "turborank-default"  # how the shipped model names itself (info, server, eval labels)
 MAX_QUERY_TOKENS = 512  # the query's own cap under only_second truncation (at most half of max_length)
+# show_progress_bar=None draws a bar only once a call has run this long: short calls stay silent, long ones
+# (10,000 documents take over a minute on a CPU) show their progress.
+PROGRESS_DELAY_S = 2.0
+
+# What predict() applies to a (N, num_labels) tensor of logits, as sentence-transformers' activation_fn.
+Activation = Callable[[torch.Tensor], torch.Tensor]
+
+FAMILY_NAMES = {
+    "jinabert": "JinaBERT",
+    "bert": "BERT",
+    "roberta": "RoBERTa",
+    "xlm-roberta": "XLM-RoBERTa",
+    "electra": "ELECTRA",
+    "deberta-v2": "DeBERTa-v2",
+}
+
+POSITIONS_IN_WORDS = {
+    "alibi": "ALiBi",
+    "absolute": "absolute positions",
+    "disentangled": "relative positions",
+}
 
 DTYPES = {
     "float32": torch.float32,
@@ -107,8 +137,24 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
 
 
+def resolve_activation(path: str | None, num_labels: int) -> Activation:
+    """sentence-transformers' rule for predict(): the activation the checkpoint names, when it is one of
+    torch's (nothing else is imported, as CrossEncoder does without trust_remote_code), else sigmoid
+    for one label and identity for several."""
+    if path is not None:
+        module, _, name = path.rpartition(".")
+        try:
+            if not path.startswith("torch."):
+                raise ImportError("only torch's activations are imported")
+            return getattr(importlib.import_module(module), name)()
+        except (ImportError, AttributeError, TypeError) as exc:
+            log.warning("ignoring the checkpoint's activation %r (%s); using the default", path, exc)
+    return torch.nn.Sigmoid() if num_labels == 1 else torch.nn.Identity()
+
+
 class Reranker:
-    """A cross-encoder reranker (JinaBERT or BERT) with a length-aware batching engine.
+    """A cross-encoder reranker (JinaBERT, BERT, RoBERTa / XLM-RoBERTa or ELECTRA) with a length-aware
+    batching engine.
 
     Example:
         >>> reranker = Reranker.from_pretrained("path/to/jina-reranker-v1-turbo-en")
@@ -130,8 +176,10 @@ class Reranker:
         source: Path | None = None,
         backend: str = "auto",
         default_max_length: int | None = None,
+        activation_fn: Activation | None = None,
     ):
         self.config = model.config
+        self.activation_fn = activation_fn or resolve_activation(None, model.config.num_labels)
         self.default_max_length = default_max_length
         self.tokenizer = tokenizer
         self.device = device or torch.device("cpu")
@@ -213,12 +261,14 @@ class Reranker:
             # ALiBi checkpoints keep their 8,192 tokens: the published Jina files declare 512, a tokenizer
             # default that the ALiBi models outgrow (they are trained for 8k and extrapolate).
             default_max_length=None if model.config.uses_alibi else declared_max_length(directory),
+            activation_fn=resolve_activation(declared_activation(directory), model.config.num_labels),
         )
 
     @property
     def max_positions(self) -> int:
-        """The model's own limit: 8,192 for ALiBi models, the position table size for absolute ones."""
-        return self.config.max_position_embeddings
+        """The model's own limit: 8,192 for ALiBi models, the position table size for absolute ones
+        (less RoBERTa's offset: 512 of its 514 rows)."""
+        return self.config.max_sequence_length
 
     @property
     def max_length(self) -> int:
@@ -288,6 +338,7 @@ class Reranker:
         normalize: bool = True,
         truncation: str = "only_second",
         long_documents: str | LongDocuments = "truncate",
+        show_progress_bar: bool | None = None,
     ) -> float | list[float]:
         """Drop-in for the reference ``compute_score``: sigmoid scores (``normalize``) or raw logits.
 
@@ -295,17 +346,14 @@ class Reranker:
         ``[query, document]`` or as ``[[query, document]]``; more pairs give a list in input order.
         ``batch_size`` caps the pairs per forward pass; the engine also packs by token budget.
         ``long_documents="chunk"`` (or a ``LongDocuments``) scores each window of a long document and
-        aggregates them into the pair's score.
+        aggregates them into the pair's score. ``show_progress_bar``: None shows a bar only for calls
+        that run longer than ``PROGRESS_DELAY_S``; True or False force it.
         """
-        pairs = _as_pairs(sentence_pairs)
+        self.require_single_logit("compute_score")
+        pairs, _ = _as_pairs(sentence_pairs)  # one score is a bare float in either input form
         _check_batch_size(batch_size)
         encodings, owners, options = self.encode_long(pairs, max_length, truncation, long_documents)
-        logits = self.engine.run(encodings, batch_size)
-        if logits.shape[1] != 1:
-            raise InputError(
-                f"this model has {logits.shape[1]} labels; compute_score needs a single-logit "
-                "reranker (use predict_logits for the raw outputs)"
-            )
+        logits = self._run_engine(encodings, batch_size, show_progress_bar)
         options = options or LongDocuments()
         pair_logits, _ = aggregate(logits[:, 0], owners, len(pairs), options.aggregation, options.top_k)
         values = sigmoid(pair_logits) if normalize else pair_logits
@@ -326,6 +374,7 @@ class Reranker:
         with its own scheduler between them, so requests share batches. With ``long_documents="chunk"``
         a document may own several encodings (windows); ``finish`` aggregates them.
         """
+        self.require_single_logit("rerank")
         if not isinstance(query, str) or not query.strip():
             raise InputError("query must be a non-empty string")
         documents = _check_documents(documents)
@@ -338,11 +387,8 @@ class Reranker:
     def finish(
         self, plan: ScoringPlan, logits: np.ndarray, documents: Sequence[str] | None, top_n: int | None
     ) -> list[RerankResult]:
-        """Turn the plan's logits (one row per encoding) into ranked results."""
-        if logits.ndim != 2 or logits.shape[1] != 1:
-            raise InputError(
-                f"this model has {logits.shape[-1]} labels; rerank needs a single-logit reranker"
-            )
+        """Turn the plan's logits (one row per encoding, one column: ``plan`` refuses multi-label heads)
+        into ranked results."""
         document_logits, num_chunks = aggregate(
             logits[:, 0], plan.owners, plan.num_documents, plan.aggregation, plan.top_k
         )
@@ -358,18 +404,125 @@ class Reranker:
         truncation: str = "only_second",
         batch_size: int | None = None,
         long_documents: str | LongDocuments = "truncate",
+        show_progress_bar: bool | None = None,
     ) -> list[RerankResult]:
         """Score every document against the query; results sorted by score, ties in input order.
 
         ``long_documents``: "truncate" (default) cuts each pair to ``max_length``; "chunk" scores every
         window of a longer document and keeps the best (``LongDocuments(...)`` sets window size, stride,
-        ``max_chunks_per_doc`` and the aggregation: max, mean_top_k or first).
+        ``max_chunks_per_doc`` and the aggregation: max, mean_top_k or first). ``show_progress_bar`` as
+        in ``compute_score``.
         """
         _check_top_n(top_n)
         _check_batch_size(batch_size)
         plan = self.plan(query, documents, max_length, truncation, long_documents)
-        logits = self.engine.run(plan.encodings, batch_size)
+        logits = self._run_engine(plan.encodings, batch_size, show_progress_bar)
         return self.finish(plan, logits, list(documents) if return_documents else None, top_n)
+
+    def predict(
+        self,
+        inputs: Sequence[Sequence[str]] | Sequence[str] | np.ndarray,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn: Activation | None = None,
+        apply_softmax: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        *,
+        max_length: int | None = None,
+        truncation: str = "longest_first",
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | np.float32:
+        """sentence-transformers' ``CrossEncoder.predict``: scores of (query, document) pairs in input order.
+
+        Args:
+            inputs: pairs as lists, tuples or a (N, 2) numpy array of strings; one pair gives one score.
+            batch_size: pairs per forward pass at most (the engine also packs by token budget).
+            show_progress_bar: None shows a bar only for calls longer than ``PROGRESS_DELAY_S``.
+            activation_fn: applied to the (N, num_labels) logits; default ``self.activation_fn``: the one
+                the checkpoint names (as CrossEncoder reads it), else sigmoid (one label) or identity.
+            apply_softmax: softmax over the labels of multi-label models.
+            convert_to_numpy, convert_to_tensor: a numpy array (default), one tensor, or (both False) a
+                list of tensors.
+            max_length: as in ``compute_score``.
+            truncation: "longest_first" (default here), as CrossEncoder's tokenizer call cuts pairs, so long
+                pairs score as in CrossEncoder; "only_second" keeps the query whole as ``compute_score`` does.
+
+        Returns:
+            (N,) scores for one label, (N, num_labels) for more; a scalar (or 0-d tensor) for a single pair.
+        """
+        pairs, single = _as_pairs(inputs)
+        _check_batch_size(batch_size)
+        logits = self._run_engine(self.encode(pairs, max_length, truncation), batch_size, show_progress_bar)
+        scores = (activation_fn or self.activation_fn)(torch.from_numpy(logits))
+        if self.config.num_labels == 1:
+            scores = scores.squeeze(-1)
+        elif apply_softmax:
+            scores = torch.softmax(scores, dim=1)
+        if convert_to_tensor:
+            result = scores
+        elif convert_to_numpy:
+            result = scores.numpy()
+        else:
+            result = list(scores)
+        return result[0] if single else result
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str] | np.ndarray,
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn: Activation | None = None,
+        *,
+        max_length: int | None = None,
+        truncation: str = "longest_first",
+    ) -> list[dict[str, int | float | str]]:
+        """sentence-transformers' ``CrossEncoder.rank``: ``{"corpus_id", "score"}`` dicts (plus ``"text"``
+        with ``return_documents``), highest score first, ties in input order, the first ``top_k``. Arguments
+        as in ``predict``."""
+        self.require_single_logit("rank")
+        _check_top_n(top_k, "top_k")
+        documents = _check_documents(documents.tolist() if isinstance(documents, np.ndarray) else documents)
+        scores = self.predict(
+            [(query, document) for document in documents],
+            batch_size,
+            show_progress_bar,
+            activation_fn,
+            convert_to_numpy=False,
+            convert_to_tensor=True,
+            max_length=max_length,
+            truncation=truncation,
+        )
+        results: list[dict[str, int | float | str]] = []
+        for index, score in enumerate(scores.tolist()):
+            results.append({"corpus_id": index, "score": score})
+            if return_documents:
+                results[-1]["text"] = documents[index]
+        return sorted(results, key=lambda result: -result["score"])[:top_k]
+
+    def require_single_logit(self, caller: str) -> None:
+        """Refuse multi-label heads where one relevance score per pair is needed: which label means
+        "relevant" is the model's own secret (an NLI head has three). ``predict`` returns every label."""
+        if self.config.num_labels != 1:
+            raise InputError(
+                f"{self.name} has {self.config.num_labels} output labels, not one relevance logit: {caller} "
+                "needs a single-logit reranker. Use predict() to get every label's score."
+            )
+
+    def _run_engine(
+        self, encodings: Sequence[PairEncoding], batch_size: int | None, show_progress_bar: bool | None
+    ) -> np.ndarray:
+        """Logits in input order, behind a tqdm bar counting pairs (None: drawn after PROGRESS_DELAY_S)."""
+        with tqdm(
+            total=len(encodings),
+            unit="pair",
+            desc="Scoring",
+            disable=show_progress_bar is False,
+            delay=0 if show_progress_bar else PROGRESS_DELAY_S,
+        ) as bar:
+            return self.engine.run(encodings, batch_size, on_batch=bar.update)
 
     def warm_up(self) -> list[int]:
         """Score a short pair, and one just past the backend's length split if it has one, so that
@@ -391,9 +544,9 @@ class Reranker:
         return {
             "name": self.name,
             "path": str(self.source) if self.source else None,
-            "architecture": f"JinaBERT (ALiBi, {c.feed_forward_type})"
-            if c.uses_alibi
-            else "BERT (absolute positions)",
+            "family": c.family,
+            "architecture": f"{FAMILY_NAMES[c.family]} ({POSITIONS_IN_WORDS[c.position_embedding_type]}"
+            + (f", {c.feed_forward_type})" if c.gated_feed_forward else ")"),
             "layers": c.num_hidden_layers,
             "hidden_size": c.hidden_size,
             "heads": c.num_attention_heads,
@@ -438,9 +591,9 @@ def _max_query_length(max_length: int) -> int:
     return min(MAX_QUERY_TOKENS, max_length // 2)
 
 
-def _check_top_n(top_n: Any) -> None:
+def _check_top_n(top_n: Any, name: str = "top_n") -> None:
     if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
-        raise InputError(f"top_n must be a positive integer or None, got {top_n!r}")
+        raise InputError(f"{name} must be a positive integer or None, got {top_n!r}")
 
 
 def _check_batch_size(batch_size: Any) -> None:
@@ -450,13 +603,17 @@ def _check_batch_size(batch_size: Any) -> None:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-def _as_pairs(sentence_pairs: Any) -> list[tuple[str, str]]:
+def _as_pairs(sentence_pairs: Any) -> tuple[list[tuple[str, str]], bool]:
+    """Pairs from lists, tuples or numpy string arrays (a (2,) array is one pair, (N, 2) a list of pairs),
+    and whether the input was a single pair."""
+    if isinstance(sentence_pairs, np.ndarray):
+        sentence_pairs = sentence_pairs.tolist()
     if (
         isinstance(sentence_pairs, (list, tuple))
         and len(sentence_pairs) == 2
         and all(isinstance(t, str) for t in sentence_pairs)
     ):
-        return [(sentence_pairs[0], sentence_pairs[1])]
+        return [(sentence_pairs[0], sentence_pairs[1])], True
     if not isinstance(sentence_pairs, (list, tuple)):
         raise InputError(
             "sentence_pairs must be a [query, document] pair or a list of such pairs, "
@@ -469,7 +626,7 @@ def _as_pairs(sentence_pairs: Any) -> list[tuple[str, str]]:
                 f"sentence_pairs[{i}] must be a [query, document] pair of strings, got {pair!r:.80}"
             )
         pairs.append((pair[0], pair[1]))
-    return pairs
+    return pairs, False
 
 
 def _check_documents(documents: Any) -> list[str]:

@@ -16,13 +16,14 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError, ModelNotFoundError
-from .model import JinaBertConfig, JinaBertForSequenceClassification
+from .model import MODEL_TYPES, JinaBertConfig, JinaBertForSequenceClassification
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+ST_CONFIG_FILE = "config_sentence_transformers.json"  # sentence-transformers' own settings
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOKENIZER_EXTRAS = (
     TOKENIZER_CONFIG_FILE,
@@ -34,7 +35,22 @@ TOKENIZER_EXTRAS = (
 
 # Buffers some exporters write next to the parameters; they carry no learned values.
 IGNORED_KEY_SUFFIXES = ("embeddings.position_ids", "encoder.alibi")
-ENCODER_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+ENCODER_PREFIXES = ("embeddings.", "embeddings_project.", "encoder.", "pooler.")
+# transformers names the encoder after the family; the model here calls every family's encoder ``bert``.
+FAMILY_PREFIXES = ("roberta.", "electra.", "deberta.")
+# DeBERTa's names for the attention projections that BERT calls query / key / value.
+RENAMED_PARTS = {".query_proj.": ".query.", ".key_proj.": ".key.", ".value_proj.": ".value."}
+# What the DeBERTa-v2 code path implements: the v3 layout (mxbai-rerank-v1, deberta-v3-*); the conv layer,
+# separate position projections and absolute positions of some v2 checkpoints are refused.
+DEBERTA_REQUIREMENTS = {
+    "relative_attention": True,
+    "share_att_key": True,
+    "position_biased_input": False,
+    "norm_rel_ebd": "layer_norm",
+    "conv_kernel_size": None,
+}
+# Where the number of labels can be read: BERT's linear classifier, RoBERTa's and ELECTRA's two-layer head.
+CLASSIFIER_OUTPUT_KEYS = ("classifier.weight", "classifier.out_proj.weight")
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
@@ -108,18 +124,37 @@ def load_config(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not valid JSON ({exc}): re-download the checkpoint") from exc
 
 
+def optional_json_field(path: Path, field: str) -> Any:
+    """One top-level field of an optional JSON side file; None when the file, or the field, is absent
+    or unreadable (side files only refine defaults, so they never stop a load)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(field)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+
+
 def declared_max_length(directory: Path) -> int | None:
     """``model_max_length`` from tokenizer_config.json: the pair length a model was trained and tuned
     for, as sentence-transformers' CrossEncoder and fastembed read it. None when absent or a sentinel
     (transformers writes 1e30 for "no limit")."""
-    path = directory / TOKENIZER_CONFIG_FILE
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("model_max_length")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return None
+    value = optional_json_field(directory / TOKENIZER_CONFIG_FILE, "model_max_length")
     return value if isinstance(value, int) and 8 <= value <= 1_000_000 else None
+
+
+def declared_activation(directory: Path) -> str | None:
+    """The activation sentence-transformers' CrossEncoder applies in ``predict``, as a dotted path
+    (``torch.nn.modules.linear.Identity``), looked up where each of its versions saves it:
+    config_sentence_transformers.json (v5 on), config.json's ``sentence_transformers`` block (v4) or
+    its ``sbert_ce_default_activation_function`` (before v4). None when the checkpoint names none."""
+    saved = optional_json_field(directory / ST_CONFIG_FILE, "activation_fn")
+    if saved is None:
+        block = optional_json_field(directory / CONFIG_FILE, "sentence_transformers")
+        saved = block.get("activation_fn") if isinstance(block, dict) else None
+    if saved is None:
+        saved = optional_json_field(directory / CONFIG_FILE, "sbert_ce_default_activation_function")
+    return saved if isinstance(saved, str) else None
 
 
 def weights_path(directory: Path) -> Path:
@@ -149,12 +184,17 @@ def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map the layouts seen in the wild onto this model's names.
 
     Un-prefixed encoder keys (``encoder.layer.0...`` from a bare BertModel save) get the ``bert.``
-    prefix; non-persistent buffers that some files carry are dropped.
+    prefix, and so do RoBERTa's and ELECTRA's (``roberta.encoder...``); non-persistent buffers that
+    some files carry are dropped.
     """
     normalized = {}
     for key, tensor in state.items():
         if key.endswith(IGNORED_KEY_SUFFIXES):
             continue
+        for prefix in FAMILY_PREFIXES:
+            key = key.removeprefix(prefix)
+        for old, new in RENAMED_PARTS.items():
+            key = key.replace(old, new)
         if key.startswith(ENCODER_PREFIXES):
             key = "bert." + key
         normalized[key] = tensor
@@ -181,24 +221,58 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
     if mismatched:
         lines.append(f"  shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:12])}")
     lines.append(
-        "Check that config.json belongs to these weights (hidden_size, num_hidden_layers, "
-        "intermediate_size, feed_forward_type, position_embedding_type, vocab_size)."
+        "Check that config.json belongs to these weights (model_type, architectures, hidden_size, "
+        "num_hidden_layers, intermediate_size, feed_forward_type, position_embedding_type, vocab_size)."
     )
     raise CheckpointError("\n".join(lines))
 
 
+def read_model_config(directory: Path) -> JinaBertConfig:
+    """config.json as a JinaBertConfig, refusing families and position schemes this model does not run."""
+    raw = load_config(directory)
+    config = JinaBertConfig.from_dict(raw)
+    if config.model_type == "deberta-v2":
+        unsupported = {k: raw.get(k) for k, v in DEBERTA_REQUIREMENTS.items() if raw.get(k) != v}
+        if raw.get("embedding_size") not in (None, config.hidden_size):
+            unsupported["embedding_size"] = raw["embedding_size"]
+        if not set(config.pos_att_type) <= {"c2p", "p2c"}:
+            unsupported["pos_att_type"] = list(config.pos_att_type)
+        if unsupported:
+            raise CheckpointError(
+                f"{directory / CONFIG_FILE} is a DeBERTa-v2 variant turborank does not run ({unsupported}); "
+                f"it runs the DeBERTa-v3 layout ({DEBERTA_REQUIREMENTS}): use sentence-transformers' "
+                "CrossEncoder for this one"
+            )
+    if config.model_type not in MODEL_TYPES:
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE} has model_type {config.model_type!r}, a family turborank does not "
+            f"run: it loads {', '.join(MODEL_TYPES)} cross-encoders (use sentence-transformers' CrossEncoder "
+            "for this one)"
+        )
+    if config.position_embedding_type not in ("alibi", "absolute", "disentangled"):
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE} asks for position_embedding_type "
+            f"{config.position_embedding_type!r}; turborank runs 'absolute' and 'alibi' positions only "
+            "(and DeBERTa's relative attention)"
+        )
+    return config
+
+
 def load_model(directory: Path) -> JinaBertForSequenceClassification:
     """Build the model from config.json and load its weights in float32 (bf16/fp16 upcast exactly)."""
-    config = JinaBertConfig.from_dict(load_config(directory))
+    config = read_model_config(directory)
     source = weights_path(directory)
     state = normalize_keys(read_weights(source))
-    classifier = state.get("classifier.weight")
+    classifier = next((state[key] for key in CLASSIFIER_OUTPUT_KEYS if key in state), None)
     if classifier is None:
         raise CheckpointError(
-            f"{source} has no classifier.weight: this is an encoder without a ranking head (a bi-encoder "
-            "or base model), not a cross-encoder. Pass a reranker checkpoint."
+            f"{source} has no classifier ({' or '.join(CLASSIFIER_OUTPUT_KEYS)}): this is an encoder "
+            "without a ranking head (a bi-encoder or base model), not a cross-encoder. Pass a reranker "
+            "checkpoint."
         )
     config.num_labels = classifier.shape[0]  # config.json of the published models omits or misstates it
+    if not config.has_pooler:  # some exports keep the base model's pooler, which the head never reads
+        state = {key: tensor for key, tensor in state.items() if not key.startswith("bert.pooler.")}
     model = JinaBertForSequenceClassification(config)
     check_state_dict(model, state, source)
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})

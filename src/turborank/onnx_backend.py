@@ -324,6 +324,8 @@ class OnnxBackend:
         # x86 arithmetic slows down many times over; flushing them to zero changes no result above 1e-38.
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # A model without token types (DeBERTa-v3) exports no token_type_ids input.
+        self.input_names = {graph_input.name for graph_input in self.session.get_inputs()}
         self.path = path
         self.description = f"ONNX Runtime {kernel} ({path.name})"
         self.model = model  # kept for parameter counts
@@ -369,6 +371,7 @@ class OnnxBackend:
             "attention_mask": attention_mask.numpy(),
             "token_type_ids": token_type_ids.numpy(),
         }
+        feed = {name: array for name, array in feed.items() if name in self.input_names}
         try:
             (logits,) = self.session.run(["logits"], feed)
         except Exception as exc:  # onnxruntime raises its own untyped errors

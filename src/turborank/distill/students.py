@@ -81,6 +81,7 @@ TEACHER_SHAPE_FIELDS = (
     "intermediate_size",
     "feed_forward_type",
     "position_embedding_type",
+    "model_type",  # students are BERT-shaped: RoBERTa's offset positions and ELECTRA's head do not copy
 )
 
 

@@ -71,6 +71,7 @@ class LocalTeacher:
         from ..checkpoint import weights_path
 
         self.reranker = Reranker.from_pretrained(name_or_path, **reranker_kwargs)
+        self.reranker.require_single_logit("a distillation teacher")
         self.max_length = max_length
         weights = weights_path(self.reranker.source) if self.reranker.source else None
         digest = file_digest(weights) if weights else "unknown"

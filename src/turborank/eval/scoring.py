@@ -90,7 +90,10 @@ class LocalScorer:
         self.identity = f"local:{knobs}"
 
     def score(self, query: str, documents: Sequence[str]) -> Scores:
-        results = self.reranker.rerank(query, documents, return_documents=False, **self.options)
+        # The run shows its own progress over queries; a bar per query would bury it.
+        results = self.reranker.rerank(
+            query, documents, return_documents=False, show_progress_bar=False, **self.options
+        )
         logits = [0.0] * len(documents)
         for result in results:
             logits[result.index] = result.logit

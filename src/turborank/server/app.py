@@ -56,6 +56,7 @@ def load_models(config: ServerConfig) -> dict[str, Reranker]:
             max_batch_tokens=config.max_batch_tokens,
             backend=config.backend,
         )
+        reranker.require_single_logit("turborank serve")
         reranker.engine.max_batch_size = config.max_batch_size
         log.info("warmed up %s on pairs of %s tokens", name, reranker.warm_up())
         models[name] = reranker
