@@ -37,6 +37,7 @@ from .metrics import CONTENT_TYPE, Metrics
 from .middleware import RequestContext
 from .scheduler import Scheduler
 from .service import RerankService, ServedModel, Service
+from .wire import is_json_content_type, require_portable_json
 
 log = logging.getLogger("turborank.server")
 
@@ -134,14 +135,20 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
     # Auth only when keys are set, so the OpenAPI declares the bearer scheme only when it applies.
     auth = [Depends(require_api_key)] if app.state.api_keys else []
     for router in (jina.router, cohere.router, tei.router):
-        app.include_router(router, dependencies=auth)
+        app.include_router(router, dependencies=[*auth, Depends(require_portable_json)])
     _add_operational_routes(app, config, metrics, auth)
     return app
 
 
 def _add_exception_handlers(app: FastAPI, render_error: Callable[[ServerError, Scope], Response]) -> None:
     async def on_error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, RequestValidationError):
+        content_type = request.headers.get("content-type")
+        if isinstance(exc, RequestValidationError) and not is_json_content_type(content_type):
+            error = InvalidBody(
+                f"the body was sent with Content-Type {content_type or '(none)'}; send JSON with the header "
+                "'Content-Type: application/json'"
+            )
+        elif isinstance(exc, RequestValidationError):
             error = validation_error(list(exc.errors()))
         elif isinstance(exc, StarletteHTTPException):
             kind = FRAMEWORK_STATUS.get(exc.status_code, InternalError)

@@ -202,8 +202,9 @@ def validation_error(errors: list[dict[str, Any]]) -> ServerError:
             }
         )
     if any(f["type"] == "json_invalid" for f in fields):
+        reasons = [str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors]
         exc: ServerError = InvalidBody(
-            "the body is not valid JSON: " + "; ".join(f["message"] for f in fields)
+            "the body is not valid JSON: " + "; ".join(reasons) + "; send a JSON object encoded as UTF-8"
         )
     else:
         exc = InvalidInput("; ".join(f"{f['field']}: {f['message']}" for f in fields))
@@ -214,8 +215,8 @@ def validation_error(errors: list[dict[str, Any]]) -> ServerError:
 def _json_safe(value: Any) -> Any:
     """The offending input, if it is JSON and short; else a short repr (never echo a whole body)."""
     try:
-        if len(json.dumps(value)) <= 200:
+        if len(json.dumps(value, allow_nan=False).encode("utf-8")) <= 200:
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # not JSON, NaN/Infinity, lone surrogates (UnicodeEncodeError)
         pass
     return repr(value)[:200]

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends
+from pydantic import Field, WithJsonSchema
 from starlette.requests import Request
 
 from ..api import Reranker, RerankResult, ScoringPlan
@@ -21,6 +22,11 @@ from .config import ServerConfig
 from .errors import ClientClosed, EmptyInput, InputTooLong, RequestTimeout, TooManyDocuments, UnknownModel
 from .metrics import Metrics
 from .scheduler import Scheduler
+
+# What ``validate`` enforces (400 INPUT_EMPTY, TEI's "empty"), declared in the OpenAPI schema so clients and
+# schema-driven tests know it; the check itself stays in ``validate`` so every dialect answers it alike.
+NonEmptyText = Annotated[str, WithJsonSchema({"type": "string", "minLength": 1, "pattern": r"\S"})]
+NON_EMPTY_LIST = Field(json_schema_extra={"minItems": 1})
 
 
 @dataclass
