@@ -35,6 +35,10 @@ class InvalidBody(ServerError):
     """The body is not JSON, or not UTF-8."""
 
 
+class BodyTimeout(ServerError):
+    """The client did not send the whole body within --read-timeout."""
+
+
 class UnknownModel(ServerError):
     """The request names a model this server does not serve."""
 
@@ -110,6 +114,7 @@ PROBLEMS: dict[type[ServerError], Problem] = {
     InvalidApiKey: Problem(401, "AUTH_INVALID_API_KEY", "unauthorized"),
     NotFound: Problem(404, "RESOURCE_NOT_FOUND", "validation"),
     MethodNotAllowed: Problem(405, "METHOD_NOT_ALLOWED", "validation"),
+    BodyTimeout: Problem(408, "REQUEST_BODY_TIMEOUT", "validation"),
     TooManyDocuments: Problem(413, "INPUT_TOO_MANY_DOCUMENTS", "validation"),
     BodyTooLarge: Problem(413, "INPUT_BODY_TOO_LARGE", "validation"),
     InvalidInput: Problem(422, "INPUT_VALIDATION_FAILED", "validation"),
@@ -219,4 +224,4 @@ def _json_safe(value: Any) -> Any:
             return value
     except (TypeError, ValueError):  # not JSON, NaN/Infinity, lone surrogates (UnicodeEncodeError)
         pass
-    return repr(value)[:200]
+    return ascii(value)[:200]

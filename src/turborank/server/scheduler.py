@@ -84,11 +84,16 @@ class Scheduler:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"scheduler-{self.name}")
 
+    @property
+    def running(self) -> bool:
+        """True while the worker task is alive (liveness: a dead worker would never answer again)."""
+        return self._task is not None and not self._task.done()
+
     async def close(self) -> None:
         """Finish every queued entry, then stop the worker (the graceful half of SIGTERM)."""
         self._closing = True
         self._wake.set()
-        if self._task is not None:
+        if self.running:  # a worker that died has nothing left to finish (liveness reported it)
             await self._task
         self._executor.shutdown(wait=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -67,6 +68,11 @@ class RerankService:
         self.models = models
         self.default = next(iter(models))
         self.metrics = metrics
+        # Bounded: tokenizing waits here instead of taking every thread of the default executor.
+        self.tokenizers = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="tokenize")
+
+    def close(self) -> None:
+        self.tokenizers.shutdown(wait=False, cancel_futures=True)
 
     def get(self, name: str | None) -> ServedModel:
         """The named model, or the default one for None.
