@@ -91,22 +91,28 @@ def test_stalled_tei_body_gets_408_in_tei_envelope(guarded):
     assert status == 408 and set(body) == {"error", "error_type"}
 
 
-def test_connections_over_the_cap_get_503_and_close_while_others_are_served(guarded):
+def test_stalled_connections_at_the_cap_make_room_for_new_clients(guarded):
     with ExitStack() as stack:
-        held = [stack.enter_context(connect(guarded)) for _ in range(MAX_CONNECTIONS)]
-        extra = [stack.enter_context(connect(guarded)) for _ in range(10)]
-        for sock in extra:
-            status, body = status_and_body(read_until_closed(sock))
-            assert (
-                status == 503
-                and body["code"] == "SERVICE_UNAVAILABLE"
-                and "--max-connections" in body["detail"]
-            )
-        for sock in held:
-            read_until_closed(sock)  # the stalled ones go after READ_TIMEOUT
-    with guarded.client() as client:
-        response = client.post("/v1/rerank", json={"query": "q", "documents": ["d"]})
-        assert response.status_code == 200
+        stalled = [stack.enter_context(connect(guarded)) for _ in range(MAX_CONNECTIONS)]
+        for sock in stalled:
+            sock.sendall(b"POST /v1/rerank HTTP/1.1\r\n")
+        with guarded.client() as client:  # served at once, not after READ_TIMEOUT
+            response = client.post("/v1/rerank", json={"query": "q", "documents": ["d"]})
+            assert response.status_code == 200
+        assert read_until_closed(stalled[0]) == b""  # the oldest stalled one made room
+
+
+def test_connections_over_the_cap_get_503_when_none_can_make_room(guarded):
+    with ExitStack() as stack:
+        busy = [stack.enter_context(connect(guarded)) for _ in range(MAX_CONNECTIONS)]
+        for sock in busy:  # a complete head: these are requests in progress, never evicted
+            sock.sendall(HEAD + b"Content-Length: 100\r\n\r\n")
+        with connect(guarded) as extra:
+            status, body = status_and_body(read_until_closed(extra))
+        assert status == 503 and body["code"] == "SERVICE_UNAVAILABLE"
+        assert "--max-connections" in body["detail"]
+        for sock in busy:
+            assert status_and_body(read_until_closed(sock))[0] == 408
 
 
 def test_endless_head_is_refused_before_it_fills_memory(guarded):

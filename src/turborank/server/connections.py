@@ -1,5 +1,5 @@
 """uvicorn's HTTP/1.1 protocol with the two guards it lacks: a deadline for the request head and a cap
-on open connections.
+on open connections (over it, the oldest connection still waiting for a head makes room).
 
 uvicorn closes idle keep-alive connections (``timeout_keep_alive``) but never a connection whose request
 head is still arriving, so slowloris clients (partial headers, or nothing at all) hold their file
@@ -50,12 +50,27 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.head_deadline: asyncio.TimerHandle | None = None
+        self.connected_at = self.loop.time()
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
+        if len(self.connections) > self.max_connections and not self._evict_a_waiting_connection():
             transport.write(self.refusal)
             transport.close()
             return
         self._watch_head()
+
+    def _evict_a_waiting_connection(self) -> bool:
+        """Close the oldest other connection that is only waiting for a request head (stalled, or idle
+        between keep-alive requests) so the new client gets its place, as nginx reuses idle connections
+        when it runs out; a stalling client then cannot lock others out. False if every one is busy."""
+        waiting = [
+            c
+            for c in self.connections
+            if c is not self and isinstance(c, GuardedH11Protocol) and c._awaiting_head()
+        ]
+        if not waiting:
+            return False
+        min(waiting, key=lambda c: c.connected_at).transport.close()
+        return True
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
