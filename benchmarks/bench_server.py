@@ -77,12 +77,17 @@ def start_server(model_dir: Path, port: int, args: argparse.Namespace, log: Path
     if args.threads:
         command += ["--threads", str(args.threads)]
     process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return wait_ready(process, f"http://127.0.0.1:{port}", log)
+
+
+def wait_ready(process: subprocess.Popen, url: str, log: Path) -> subprocess.Popen:
+    """Poll the server's /health until it answers 200 (at most 120 s); exit with its log if it dies."""
     deadline = time.monotonic() + 120
     while True:
         if process.poll() is not None:
             raise SystemExit(f"server exited early:\n{log.read_text()}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=10).status_code == 200:
                 return process
         except httpx.TransportError:
             pass
@@ -119,9 +124,23 @@ async def load(
                 else:
                     errors += 1
 
+        probes = 0
+
+        async def one_prober() -> None:
+            # Unauthenticated health probes beside the real load (load balancers, a probe flood).
+            nonlocal probes
+            async with httpx.AsyncClient(base_url=url, timeout=args.timeout) as prober:
+                while time.perf_counter() < deadline:
+                    await prober.get(args.probe_path)
+                    probes += 1
+
         started = time.perf_counter()
-        await asyncio.gather(*(one_client(i) for i in range(args.clients)))
+        floods = [one_prober() for _ in range(args.probers)]
+        await asyncio.gather(*(one_client(i) for i in range(args.clients)), *floods)
         elapsed = time.perf_counter() - started
+        if args.probers:
+            rate = probes / elapsed
+            print(f"probes: {probes} x GET {args.probe_path} from {args.probers} probers ({rate:.0f}/s)")
     return latencies, len(latencies), errors, elapsed
 
 
@@ -137,6 +156,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads, offline and server alike")
     parser.add_argument("--max-batch-tokens", type=int, default=None, help="default: per device")
     parser.add_argument("--timeout", type=float, default=120.0, help="client timeout per request (s)")
+    parser.add_argument("--probers", type=int, default=0, help="clients looping on --probe-path meanwhile")
+    parser.add_argument("--probe-path", default="/health", help="/health, /health/ready or /health/live")
     args = parser.parse_args()
 
     requests = make_requests(max(64, args.clients * 2), args.docs, args.doc_tokens)

@@ -138,7 +138,8 @@ def chunk_pairs(
 ) -> tuple[list[PairEncoding], list[int]]:
     """Windows of every pair, and the pair index each window belongs to (the plan's ``owners``)."""
     texts = list(dict.fromkeys(text for pair in pairs for text in pair))
-    encoded = dict(zip(texts, tokenizer.encode_texts(texts), strict=True))
+    reach = _token_reach(tokenizer.text_budget(max_length), options)
+    encoded = dict(zip(texts, tokenizer.encode_texts(texts, reach), strict=True))
     encodings: list[PairEncoding] = []
     owners: list[int] = []
     for index, (query, document) in enumerate(pairs):
@@ -148,6 +149,18 @@ def chunk_pairs(
         encodings.extend(windows)
         owners.extend([index] * len(windows))
     return encodings, owners
+
+
+def _token_reach(budget: int, options: LongDocuments) -> int | None:
+    """Document tokens that the first ``max_windows`` windows can cover (None: every window is scored).
+
+    A window holds at most ``budget`` tokens and starts at most max(budget, stride) after the previous
+    one; one token more tells ``window_starts`` that the text goes on, as the whole text would.
+    """
+    if options.max_windows is None:
+        return None
+    stride = max(budget, options.chunk_stride or 0)
+    return budget + stride * (options.max_windows - 1) + 1
 
 
 def aggregate(

@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from .errors import CheckpointError, InputError
 
 TRUNCATION_STRATEGIES = ("only_second", "longest_first")
+# First prefix tried per wanted token: English runs about 4-5 characters per WordPiece token, so one
+# encode nearly always suffices; text with fewer tokens per character is retried with a longer prefix.
+CHARS_PER_TOKEN_GUESS = 8
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,33 @@ class PairTokenizer:
             raise CheckpointError(f"cannot read {path} ({exc}): re-download tokenizer.json") from exc
         return cls(tokenizer, pad_token_id)
 
-    def encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text without special tokens (encoded in parallel by the Rust tokenizer)."""
-        return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+    def encode_texts(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
+        """Token ids of each text without special tokens (encoded in parallel by the Rust tokenizer).
+
+        With ``max_tokens``, a long text is encoded from a prefix only, grown until the prefix's complete
+        words give at least ``max_tokens`` ids; those ids equal the whole text's first ids (its last word
+        may be cut, so it is dropped). The cost then follows the tokens a pair can use, not the text's
+        length: a 5 MB document is 1.75 M tokens.
+        """
+        texts = list(texts)
+        if max_tokens is None:
+            return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+        ids: list[list[int]] = [[] for _ in texts]
+        pending = list(range(len(texts)))
+        chars = max_tokens * CHARS_PER_TOKEN_GUESS
+        while pending:
+            prefixes = [texts[i][:chars] for i in pending]
+            encodings = self.tokenizer.encode_batch(prefixes, add_special_tokens=False)
+            short = []
+            for i, prefix, encoding in zip(pending, prefixes, encodings, strict=True):
+                complete = len(prefix) == len(texts[i])
+                words = encoding.ids if complete else _complete_words(encoding)
+                if complete or len(words) >= max_tokens:
+                    ids[i] = words
+                else:
+                    short.append(i)  # spaces or one long word: too few tokens yet, try a longer prefix
+            pending, chars = short, chars * 4
+        return ids
 
     def text_budget(self, max_length: int) -> int:
         """Tokens left for query plus document once the pair's special tokens are placed."""
@@ -153,8 +180,19 @@ class PairTokenizer:
     ) -> list[PairEncoding]:
         """Encode (query, document) pairs; each distinct text is tokenized once."""
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
-        encoded = dict(zip(texts, self.encode_texts(texts), strict=True))
+        # One id past the budget is enough to know a text was truncated.
+        encoded = dict(zip(texts, self.encode_texts(texts, self.text_budget(max_length) + 1), strict=True))
         return [self.join(encoded[q], encoded[d], max_length, max_query_length, truncation) for q, d in pairs]
+
+
+def _complete_words(encoding: Encoding) -> list[int]:
+    """The ids of every word but the last (which a prefix may have cut in two)."""
+    words = encoding.word_ids
+    if not words:
+        return []
+    last = words[-1]
+    end = next(i for i, word in enumerate(words) if word == last)
+    return encoding.ids[:end]
 
 
 def longest_first_lengths(first: int, second: int, budget: int) -> tuple[int, int]:

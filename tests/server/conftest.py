@@ -20,7 +20,7 @@ httpx = pytest.importorskip("httpx")
 import uvicorn  # noqa: E402
 
 from turborank import Reranker  # noqa: E402
-from turborank.server.app import create_app, load_models  # noqa: E402
+from turborank.server.app import connection_options, create_app, load_models  # noqa: E402
 from turborank.server.config import ServerConfig  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -48,6 +48,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(process, url: str, log: Path, path: str = "/health", seconds: float = 120) -> None:
+    """Poll a `turborank serve` subprocess until ``path`` answers 200; fail with its log if it exits."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(url + path, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not become ready"
+        time.sleep(0.2)
+
+
 @contextmanager
 def serve(config: ServerConfig, loader: Callable = load_models) -> Iterator[Running]:
     """Start create_app(config, loader) under uvicorn in a thread; stop it on exit."""
@@ -60,7 +74,7 @@ def serve(config: ServerConfig, loader: Callable = load_models) -> Iterator[Runn
             port=port,
             log_level="warning",
             access_log=False,
-            timeout_graceful_shutdown=config.graceful_timeout,
+            **connection_options(config),
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -124,7 +124,7 @@ def test_request_timeout_is_504(gated):
 
 
 def test_backend_failure_is_500_and_health_503(gated):
-    context, holder = gated()
+    context, holder = gated(health_cache_seconds=0.01)  # the recovery below must not read a cached failure
     with context as running, running.client() as client:
         holder["backend"].fail_with = BackendError("the model produced NaN logits")
         response = client.post("/v1/rerank", json={"query": "q", "documents": DOCS})
@@ -135,6 +135,7 @@ def test_backend_failure_is_500_and_health_503(gated):
         health = client.get("/health")
         assert health.status_code == 503 and health.json()["code"] == "SERVICE_UNAVAILABLE"
         holder["backend"].fail_with = None
+        time.sleep(0.05)
         assert client.get("/health").status_code == 200
 
 
@@ -154,3 +155,27 @@ def test_graceful_shutdown_finishes_in_flight_requests(gated):
         assert not running.thread.is_alive()
         with pytest.raises(httpx.ConnectError):
             httpx.get(running.url + "/health", timeout=2)
+
+
+def test_shutdown_past_the_graceful_timeout_answers_503(gated, caplog):
+    """Requests still running when --graceful-timeout ends get 503 + Retry-After in their envelope, not
+    uvicorn's plain-text 500, and the log counts them (item 3)."""
+    context, holder = gated(graceful_timeout=0.5)
+    with context as running, ThreadPoolExecutor(2) as pool:
+        backend = holder["backend"]
+        backend.gate.clear()
+        jina = post_async(pool, running.url, "/v1/rerank", {"query": "q", "documents": DOCS})
+        tei = post_async(pool, running.url, "/rerank", {"query": "q", "texts": DOCS})
+        backend.entered.wait(10)
+        running.server.should_exit = True
+        responses = [jina.result(), tei.result()]
+        backend.gate.set()  # lets the batch held in the backend end, so shutdown can finish
+        running.thread.join(30)
+    assert [r.status_code for r in responses] == [503, 503]
+    assert all(r.headers["retry-after"] == "1" for r in responses)
+    assert (
+        responses[0].json()["code"] == "SERVICE_UNAVAILABLE" and "graceful" in responses[0].json()["detail"]
+    )
+    assert responses[1].json()["error_type"] == "unhealthy"
+    cut = [r.getMessage() for r in caplog.records if '"event": "requests_cut"' in r.getMessage()]
+    assert cut == ['{"event": "requests_cut", "count": 2}']

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from .conftest import MINI, SMALL, free_port
+from .conftest import MINI, SMALL, free_port, wait_ready
 
 
 def test_serve_from_env_and_sigterm_drains(tmp_path):
@@ -29,16 +29,7 @@ def test_serve_from_env_and_sigterm_drains(tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.2)
+        wait_ready(process, url, tmp_path / "server.log", seconds=60)
         assert [m["id"] for m in httpx.get(url + "/v1/models").json()["data"]] == ["small", "mini"]
         documents = [f"document {i} " + "word " * 40 for i in range(400)]
         with ThreadPoolExecutor(1) as pool:

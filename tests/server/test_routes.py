@@ -128,10 +128,8 @@ def test_models_health_and_request_id(client):
     models = client.get("/v1/models").json()
     assert [m["id"] for m in models["data"]] == ["small", "mini"]
     health = client.get("/health")
-    assert health.status_code == 200 and health.json() == {
-        "status": "ok",
-        "models": {"small": "ok", "mini": "ok"},
-    }
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok" and health.json()["models"] == {"small": "ok", "mini": "ok"}
     response = client.get("/v1/models", headers={"X-Request-Id": "trace-42"})
     assert response.headers["x-request-id"] == "trace-42"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,27 +21,28 @@ from ..errors import TurborankError
 from . import cohere, jina, tei
 from .auth import require_api_key
 from .config import ServerConfig
+from .connections import MAX_HEAD_BYTES, guarded_protocol
 from .errors import (
     FRAMEWORK_STATUS,
     InternalError,
     InvalidBody,
     JinaError,
-    NotReady,
     ServerError,
     as_server_error,
     openapi_responses,
     render,
     validation_error,
 )
+from .health import OPERATIONS_ONLY, Readiness, health_router
 from .metrics import CONTENT_TYPE, Metrics
-from .middleware import RequestContext
+from .middleware import RequestContext, ShutdownTally
 from .scheduler import Scheduler
 from .service import RerankService, ServedModel, Service
+from .wire import is_json_content_type, require_portable_json
 
 log = logging.getLogger("turborank.server")
 
 Loader = Callable[[ServerConfig], dict[str, Reranker]]
-HEALTH_QUERY, HEALTH_DOCUMENT = "health check", "a one-pair inference proves the model answers"
 
 
 def load_models(config: ServerConfig) -> dict[str, Reranker]:
@@ -73,11 +74,6 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: str = "list"
     data: list[ModelCard]
-
-
-class Health(BaseModel):
-    status: str
-    models: dict[str, str]
 
 
 def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
@@ -113,6 +109,9 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
             # uvicorn has already waited for in-flight requests; this drains anything still queued.
             for served in models.values():
                 await served.scheduler.close()
+            app.state.service.close()
+            if app.state.shutdown.cut:
+                log.warning(json.dumps({"event": "requests_cut", "count": app.state.shutdown.cut}))
             log.info(json.dumps({"event": "stopped"}))
 
     app = FastAPI(
@@ -123,6 +122,11 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
     app.state.config = config
     app.state.api_keys = [k.encode("utf-8") for k in config.api_keys()]
     app.state.metrics = metrics
+    app.state.readiness = Readiness(config.health_cache_seconds)
+    app.state.shutdown = ShutdownTally()
+    if not app.state.api_keys:
+        reason = "--no-auth" if config.auth is False else f"no API key, loopback host {config.host}"
+        log.warning(json.dumps({"event": "auth_off", "reason": reason}))
 
     def render_error(exc: ServerError, scope: Scope) -> Response:
         dialect = "tei" if scope.get("path") in tei.PATHS else "jina"
@@ -130,19 +134,31 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
 
     _add_exception_handlers(app, render_error)
     app.add_middleware(
-        RequestContext, metrics=metrics, max_body_bytes=config.max_body_bytes, render_error=render_error
+        RequestContext,
+        metrics=metrics,
+        max_body_bytes=config.max_body_bytes,
+        render_error=render_error,
+        read_timeout=config.read_timeout,
+        shutdown=app.state.shutdown,
     )
     # Auth only when keys are set, so the OpenAPI declares the bearer scheme only when it applies.
     auth = [Depends(require_api_key)] if app.state.api_keys else []
     for router in (jina.router, cohere.router, tei.router):
-        app.include_router(router, dependencies=auth)
+        app.include_router(router, dependencies=[*auth, Depends(require_portable_json)])
     _add_operational_routes(app, config, metrics, auth)
+    app.include_router(health_router([] if config.public_health else auth))
     return app
 
 
 def _add_exception_handlers(app: FastAPI, render_error: Callable[[ServerError, Scope], Response]) -> None:
     async def on_error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, RequestValidationError):
+        content_type = request.headers.get("content-type")
+        if isinstance(exc, RequestValidationError) and not is_json_content_type(content_type):
+            error = InvalidBody(
+                f"the body was sent with Content-Type {content_type or '(none)'}; send JSON with the header "
+                "'Content-Type: application/json'"
+            )
+        elif isinstance(exc, RequestValidationError):
             error = validation_error(list(exc.errors()))
         elif isinstance(exc, StarletteHTTPException):
             kind = FRAMEWORK_STATUS.get(exc.status_code, InternalError)
@@ -162,13 +178,12 @@ def _add_exception_handlers(app: FastAPI, render_error: Callable[[ServerError, S
 
 
 def _add_operational_routes(app: FastAPI, config: ServerConfig, metrics: Metrics, auth: list) -> None:
-    health_deps = [] if config.public_health else auth
     metrics_deps = [] if config.public_metrics else auth
 
     @app.get(
         "/v1/models",
         response_model=ModelList,
-        responses=openapi_responses(JinaError, exclude=(400, 413, 422, 429, 499, 504)),
+        responses=openapi_responses(JinaError, exclude=OPERATIONS_ONLY),
         dependencies=auth,
         tags=["operations"],
     )
@@ -177,29 +192,6 @@ def _add_operational_routes(app: FastAPI, config: ServerConfig, metrics: Metrics
         return ModelList(
             data=[ModelCard(id=name, max_length=m.reranker.max_length) for name, m in service.models.items()]
         )
-
-    @app.get(
-        "/health",
-        response_model=Health,
-        responses=openapi_responses(JinaError, exclude=(400, 413, 422, 429, 499, 504)),
-        dependencies=health_deps,
-        tags=["operations"],
-    )
-    async def health(request: Request, service: Service) -> Health:
-        """Readiness: a real one-pair inference per model, ahead of the queue."""
-        states = {}
-        for name, served in service.models.items():
-            try:
-                plan = served.reranker.plan(HEALTH_QUERY, [HEALTH_DOCUMENT])
-                deadline = time.monotonic() + config.request_timeout
-                await service.score(served, plan, None, deadline, front=True)
-                states[name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is logged
-                log.error("health probe of model %s failed: %r", name, exc)
-                states[name] = "failed"
-        if any(state != "ok" for state in states.values()):
-            raise NotReady(f"model health probes failed: {states}")
-        return Health(status="ok", models=states)
 
     @app.get("/metrics", dependencies=metrics_deps, tags=["operations"], response_class=Response)
     async def prometheus_metrics() -> Response:
@@ -218,5 +210,16 @@ def run(config: ServerConfig) -> None:
         port=config.port,
         access_log=False,  # RequestContext logs one JSON line per request instead
         log_level=config.log_level,
-        timeout_graceful_shutdown=config.graceful_timeout,
+        **connection_options(config),
     )
+
+
+def connection_options(config: ServerConfig) -> dict[str, Any]:
+    """uvicorn settings that bound what one client can hold: head deadline and size, open connections,
+    idle keep-alive, and the graceful shutdown window (tests start their servers with these too)."""
+    return {
+        "http": guarded_protocol(config.read_timeout, config.max_connections),
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        "timeout_keep_alive": config.keep_alive_timeout,
+        "timeout_graceful_shutdown": config.graceful_timeout,
+    }

@@ -38,6 +38,10 @@ async def require_api_key(
     header = request.headers.get("authorization", "").strip()
     if not header:
         raise MissingApiKey("this server needs an API key: send 'Authorization: Bearer <key>'")
+    if not header.isascii():
+        # Starlette reads header bytes as latin-1, so a UTF-8 and a latin-1 client would see different
+        # keys; keys are printable ASCII (checked at startup), so refusing any other byte is consistent.
+        raise InvalidApiKey("the Authorization header holds non-ASCII bytes; API keys are printable ASCII")
     if credentials is None or not key_matches(credentials.credentials, keys):
         raise InvalidApiKey(
             "the API key is not valid: send 'Authorization: Bearer <key>' with an accepted key"

@@ -7,13 +7,14 @@ documents are strings, ``max_tokens_per_doc`` caps each document, results never 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from .errors import JinaError, openapi_responses
-from .service import RerankOutcome, RerankRequest, Service
+from .service import NON_EMPTY_LIST, NonEmptyText, RerankOutcome, RerankRequest, Service
 
 
 class ApiVersion(BaseModel):
@@ -36,9 +37,12 @@ class Meta(BaseModel):
 
 
 class CohereV2Request(BaseModel):
+    """Strict: JSON types only (``"5"`` is not a number), as Cohere's typed SDKs always send them."""
+
+    model_config = ConfigDict(strict=True)
     model: str = Field(description="served model name (see GET /v1/models)")
-    query: str
-    documents: list[str]
+    query: NonEmptyText
+    documents: Annotated[list[str], NON_EMPTY_LIST]
     top_n: int | None = Field(None, ge=1, description="results to return (default: all)")
     max_tokens_per_doc: int | None = Field(
         None, ge=1, description="tokens per (query, document) pair; longer ones are truncated"

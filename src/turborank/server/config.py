@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +19,21 @@ from ..chunking import LONG_DOCUMENT_MODES
 from ..errors import InputError
 
 ENV_PREFIX = "TURBORANK_"
+# RFC 6750's b64token alphabet widened to every visible ASCII character: what a Bearer header can carry
+# byte for byte, whatever encoding the client assumes.
+API_KEY = re.compile(r"[\x21-\x7e]+")
 
 
-def _setting(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field that carries its CLI help text."""
+def _setting(default: Any, help: str, blank_is_error: bool = False, **kwargs: Any) -> Any:
+    """A dataclass field that carries its CLI help text.
+
+    ``blank_is_error``: an empty env var is refused instead of meaning "unset" (an empty secret must
+    never switch a protection off).
+    """
+    metadata = {"help": help, "blank_is_error": blank_is_error}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help}, **kwargs)
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass
@@ -37,8 +47,12 @@ class ServerConfig:
     )
     host: str = _setting("127.0.0.1", "interface to bind; 0.0.0.0 exposes the server to the network")
     port: int = _setting(8080, "TCP port")
-    api_key: str | None = _setting(None, "require 'Authorization: Bearer KEY' on the API routes")
-    api_keys_file: str | None = _setting(None, "file with one accepted API key per line (adds to --api-key)")
+    api_key: str | None = _setting(
+        None, "require 'Authorization: Bearer KEY' on the API routes", blank_is_error=True
+    )
+    api_keys_file: str | None = _setting(
+        None, "file with one accepted API key per line (adds to --api-key)", blank_is_error=True
+    )
     public_health: bool = _setting(True, "serve /health without an API key (load balancers have none)")
     public_metrics: bool = _setting(True, "serve /metrics without an API key (Prometheus scrapers have none)")
     device: str = _setting("auto", "cpu, cuda, cuda:N or auto")
@@ -75,6 +89,26 @@ class ServerConfig:
     request_timeout: float = _setting(60.0, "seconds a request may wait and run before it gets 504")
     graceful_timeout: float = _setting(30.0, "seconds SIGTERM waits for in-flight requests before exiting")
     log_level: str = _setting("info", "debug, info, warning or error")
+    auth: bool | None = _setting(
+        None,
+        "--auth: refuse to start without an API key; --no-auth: serve without one, on any host (logged as a "
+        "warning). Unset: keys given means auth is on; none means off, allowed only on a loopback --host",
+    )
+    read_timeout: float = _setting(
+        10.0, "seconds a client may take to send a request's head, and again its body (then 408 / closed)"
+    )
+    keep_alive_timeout: float = _setting(
+        5.0, "seconds an idle keep-alive connection stays open (above a load balancer's idle timeout)"
+    )
+    max_connections: int = _setting(
+        512, "open connections at most; more are answered 503 and closed at once (file descriptors)"
+    )
+    tokenizer_threads: int = _setting(
+        2, "threads that tokenize requests (bounded so a few large requests cannot take every thread)"
+    )
+    health_cache_seconds: float = _setting(
+        2.0, "seconds a readiness result (a one-pair inference per model) is reused by /health/ready"
+    )
 
     def __post_init__(self) -> None:
         if self.long_documents not in LONG_DOCUMENT_MODES:
@@ -87,23 +121,49 @@ class ServerConfig:
             "max_queue_tokens",
             "max_documents",
             "max_body_bytes",
+            "max_connections",
+            "tokenizer_threads",
         ):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("read_timeout", "keep_alive_timeout"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"{_flag(name)} must be above 0 seconds, got {getattr(self, name)}")
+        for name in ("api_key", "api_keys_file"):
+            if getattr(self, name) is not None and not getattr(self, name).strip():
+                raise InputError(
+                    f"--{name.replace('_', '-')} is empty: give a key (or a file of keys), or pass --no-auth "
+                    "to serve without one"
+                )
 
     def api_keys(self) -> list[str]:
-        """The accepted keys from --api-key and --api-keys-file; empty means auth is off.
+        """The accepted keys from --api-key and --api-keys-file, checked against --auth/--no-auth and --host.
+
+        Returns:
+            The keys; empty means auth is off, which happens only with --no-auth or on a loopback host.
 
         Raises:
-            InputError: the keys file cannot be read.
+            InputError: the keys file cannot be read or holds no key, a key is not printable ASCII, keys
+                come with --no-auth, or no key comes with --auth or a non-loopback --host.
         """
-        keys = [self.api_key] if self.api_key else []
+        keys = [self.api_key.strip()] if self.api_key else []
         if self.api_keys_file:
-            try:
-                lines = Path(self.api_keys_file).read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise InputError(f"cannot read --api-keys-file {self.api_keys_file}: {exc}") from exc
-            keys += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+            keys += _read_keys_file(self.api_keys_file)
+        for key in keys:
+            if not API_KEY.fullmatch(key):
+                raise InputError(
+                    "API keys must be printable ASCII without spaces (HTTP headers carry no other text "
+                    "reliably): replace the key that is not"
+                )
+        if keys and self.auth is False:
+            raise InputError("--no-auth contradicts --api-key/--api-keys-file: drop one of them")
+        if not keys and self.auth is True:
+            raise InputError("--auth needs a key: pass --api-key KEY or --api-keys-file FILE")
+        if not keys and self.auth is None and not _is_loopback(self.host):
+            raise InputError(
+                f"--host {self.host} exposes the server beyond this machine without an API key: pass "
+                "--api-key KEY or --api-keys-file FILE, or --no-auth to serve it open on purpose"
+            )
         return keys
 
     def model_specs(self) -> list[tuple[str, str | None]]:
@@ -135,6 +195,30 @@ class ServerConfig:
         return out
 
 
+def _read_keys_file(path: str) -> list[str]:
+    """Keys, one per line; blank lines and ``#`` comments are skipped; a file of nothing else is refused."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read --api-keys-file {path}: {exc}") from exc
+    keys = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not keys:
+        raise InputError(
+            f"--api-keys-file {path} holds no key (only blank lines or comments): add one key per line, "
+            "or pass --no-auth to serve without one"
+        )
+    return keys
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -148,6 +232,11 @@ def _parse(f: dataclasses.Field, raw: str) -> Any:
     kind = _base_type(f)
     if kind == "list":
         return [item.strip() for item in raw.split(",") if item.strip()]
+    if raw == "" and f.metadata["blank_is_error"]:
+        raise InputError(
+            f"{ENV_PREFIX}{f.name.upper()} is set but empty: give it a value, or unset it (for an open "
+            f"server pass --no-auth, or {ENV_PREFIX}AUTH=false)"
+        )
     if raw == "" and "None" in str(f.type):
         return None
     if kind == "bool":

@@ -35,6 +35,10 @@ class InvalidBody(ServerError):
     """The body is not JSON, or not UTF-8."""
 
 
+class BodyTimeout(ServerError):
+    """The client did not send the whole body within --read-timeout."""
+
+
 class UnknownModel(ServerError):
     """The request names a model this server does not serve."""
 
@@ -110,6 +114,7 @@ PROBLEMS: dict[type[ServerError], Problem] = {
     InvalidApiKey: Problem(401, "AUTH_INVALID_API_KEY", "unauthorized"),
     NotFound: Problem(404, "RESOURCE_NOT_FOUND", "validation"),
     MethodNotAllowed: Problem(405, "METHOD_NOT_ALLOWED", "validation"),
+    BodyTimeout: Problem(408, "REQUEST_BODY_TIMEOUT", "validation"),
     TooManyDocuments: Problem(413, "INPUT_TOO_MANY_DOCUMENTS", "validation"),
     BodyTooLarge: Problem(413, "INPUT_BODY_TOO_LARGE", "validation"),
     InvalidInput: Problem(422, "INPUT_VALIDATION_FAILED", "validation"),
@@ -202,8 +207,9 @@ def validation_error(errors: list[dict[str, Any]]) -> ServerError:
             }
         )
     if any(f["type"] == "json_invalid" for f in fields):
+        reasons = [str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors]
         exc: ServerError = InvalidBody(
-            "the body is not valid JSON: " + "; ".join(f["message"] for f in fields)
+            "the body is not valid JSON: " + "; ".join(reasons) + "; send a JSON object encoded as UTF-8"
         )
     else:
         exc = InvalidInput("; ".join(f"{f['field']}: {f['message']}" for f in fields))
@@ -214,8 +220,8 @@ def validation_error(errors: list[dict[str, Any]]) -> ServerError:
 def _json_safe(value: Any) -> Any:
     """The offending input, if it is JSON and short; else a short repr (never echo a whole body)."""
     try:
-        if len(json.dumps(value)) <= 200:
+        if len(json.dumps(value, allow_nan=False).encode("utf-8")) <= 200:
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # not JSON, NaN/Infinity, lone surrogates (UnicodeEncodeError)
         pass
-    return repr(value)[:200]
+    return ascii(value)[:200]

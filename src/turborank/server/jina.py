@@ -9,7 +9,7 @@ fields echoed. Cohere v1 adds ``rank_fields`` and ``max_chunks_per_doc``; the re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 
 from .cohere import Meta, meta
 from .errors import InvalidInput, JinaError, openapi_responses
-from .service import RerankRequest, Service
+from .service import NON_EMPTY_LIST, NonEmptyText, RerankRequest, Service
 
 
 class TextDoc(BaseModel):
@@ -28,9 +28,13 @@ class TextDoc(BaseModel):
 
 
 class JinaRequest(BaseModel):
+    """Strict: JSON types only (``"5"`` is not a number, ``"yes"`` not a boolean), as the schema says."""
+
+    model_config = ConfigDict(strict=True)
+
     model: str | None = Field(None, description="served model name (default: the server's first model)")
-    query: str | TextDoc
-    documents: list[str | TextDoc]
+    query: NonEmptyText | TextDoc
+    documents: Annotated[list[str | TextDoc], NON_EMPTY_LIST]
     top_n: int | None = Field(None, ge=1, description="results to return (default: all)")
     return_documents: bool | None = Field(None, description="echo documents in results (default true)")
     truncation: bool | None = Field(

@@ -6,19 +6,21 @@ Written once here instead of in each handler (TEI repeats it per route). Pure AS
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BodyTooLarge, InternalError, ServerError
+from .errors import BodyTimeout, BodyTooLarge, InternalError, NotReady, ServerError
 from .metrics import Metrics
 
 access_log = logging.getLogger("turborank.server.access")
@@ -29,14 +31,32 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # an incoming X-Request-Id
 ErrorRenderer = Callable[[ServerError, Scope], Response]
 
 
-class RequestContext:
-    """Assign the request id, enforce --max-body-bytes, time, count and log every HTTP request."""
+@dataclass
+class ShutdownTally:
+    """Requests still running when --graceful-timeout ran out (uvicorn cancels them); logged at exit."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, render_error: ErrorRenderer):
+    cut: int = 0
+
+
+class RequestContext:
+    """Assign the request id, enforce --max-body-bytes and --read-timeout, time, count and log every HTTP
+    request, and answer the requests that shutdown cuts short."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_body_bytes: int,
+        render_error: ErrorRenderer,
+        read_timeout: float,
+        shutdown: ShutdownTally,
+    ):
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.render_error = render_error
+        self.read_timeout = read_timeout
+        self.shutdown = shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,6 +85,21 @@ class RequestContext:
                 await self.render_error(error, scope)(scope, receive, send_with_id)
             else:
                 await self.app(scope, _replay(body, receive), send_with_id)
+        except BodyTimeout as error:
+            error.headers = {"Connection": "close"}  # the rest of the body may still come: drop the socket
+            await self.render_error(error, scope)(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # Only uvicorn cancels request tasks: shutdown passed --graceful-timeout. The request gets a
+            # proper 503 instead of uvicorn's plain-text 500, and the task ends normally since it answered.
+            if response_started:
+                raise
+            self.shutdown.cut += 1
+            error = NotReady(
+                "the server is shutting down and this request did not finish within --graceful-timeout: "
+                "retry it (another replica will answer)"
+            )
+            error.headers = {"Retry-After": "1"}
+            await self.render_error(error, scope)(scope, receive, send_with_id)
         except Exception:  # noqa: BLE001 - the last line: a bug becomes a 500 in the dialect's envelope
             log.exception("unhandled error in request %s", state["request_id"])
             if not response_started:
@@ -74,13 +109,24 @@ class RequestContext:
             self._record(scope, state, status, time.perf_counter() - started)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole body, or None once it passes the limit (checked on Content-Length first)."""
+        """The whole body, or None once it passes the limit (checked on Content-Length first).
+
+        Raises:
+            BodyTimeout: the body did not arrive within --read-timeout.
+        """
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
                 return None
         chunks, size = [], 0
+        deadline = time.monotonic() + self.read_timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError as exc:
+                raise BodyTimeout(
+                    f"the body did not arrive within {self.read_timeout:g} s (--read-timeout); "
+                    "send the whole body at once"
+                ) from exc
             if message["type"] != "http.request":
                 break  # disconnected before the body was complete; the handler will notice
             chunks.append(message.get("body", b""))

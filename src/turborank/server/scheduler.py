@@ -84,11 +84,16 @@ class Scheduler:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"scheduler-{self.name}")
 
+    @property
+    def running(self) -> bool:
+        """True while the worker task is alive (liveness: a dead worker would never answer again)."""
+        return self._task is not None and not self._task.done()
+
     async def close(self) -> None:
         """Finish every queued entry, then stop the worker (the graceful half of SIGTERM)."""
         self._closing = True
         self._wake.set()
-        if self._task is not None:
+        if self.running:  # a worker that died has nothing left to finish (liveness reported it)
             await self._task
         self._executor.shutdown(wait=True)
 
@@ -102,12 +107,8 @@ class Scheduler:
             Overloaded: the pending-token budget is spent; retry after the ``Retry-After`` seconds.
         """
         tokens = plan.num_tokens
-        if not front and self.pending_tokens and self.pending_tokens + tokens > self.max_queue_tokens:
-            raise Overloaded(
-                f"model {self.name!r} has {self.pending_tokens} tokens queued and this request adds "
-                f"{tokens} (limit {self.max_queue_tokens}, --max-queue-tokens); retry later",
-                self.retry_after(),
-            )
+        if not front:
+            self.admit(tokens)
         job = Job(plan, asyncio.get_running_loop().create_future(), len(plan.encodings), tokens)
         entries = [Entry(job, i, e) for i, e in enumerate(plan.encodings)]
         if front:
@@ -118,6 +119,20 @@ class Scheduler:
         self._record_queue()
         self._wake.set()
         return job
+
+    def admit(self, tokens: int) -> None:
+        """Refuse a request of ``tokens`` if the queue cannot take it now; called before tokenizing with a
+        lower bound of the request's tokens, and again on ``submit`` with the exact count.
+
+        Raises:
+            Overloaded: the pending-token budget is spent; retry after the ``Retry-After`` seconds.
+        """
+        if self.pending_tokens and self.pending_tokens + tokens > self.max_queue_tokens:
+            raise Overloaded(
+                f"model {self.name!r} has {self.pending_tokens} tokens queued and this request adds "
+                f"{tokens} (limit {self.max_queue_tokens}, --max-queue-tokens); retry later",
+                self.retry_after(),
+            )
 
     def cancel(self, job: Job) -> None:
         """Drop a job whose caller left or timed out; its queued entries are skipped, not scored."""

@@ -7,12 +7,15 @@ steps as ``Reranker.rerank``, so scores over HTTP equal the library's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends
+from pydantic import Field, WithJsonSchema
 from starlette.requests import Request
 
 from ..api import Reranker, RerankResult, ScoringPlan
@@ -21,6 +24,11 @@ from .config import ServerConfig
 from .errors import ClientClosed, EmptyInput, InputTooLong, RequestTimeout, TooManyDocuments, UnknownModel
 from .metrics import Metrics
 from .scheduler import Scheduler
+
+# What ``validate`` enforces (400 INPUT_EMPTY, TEI's "empty"), declared in the OpenAPI schema so clients and
+# schema-driven tests know it; the check itself stays in ``validate`` so every dialect answers it alike.
+NonEmptyText = Annotated[str, WithJsonSchema({"type": "string", "minLength": 1, "pattern": r"\S"})]
+NON_EMPTY_LIST = Field(json_schema_extra={"minItems": 1})
 
 
 @dataclass
@@ -61,6 +69,11 @@ class RerankService:
         self.models = models
         self.default = next(iter(models))
         self.metrics = metrics
+        # Bounded: tokenizing waits here instead of taking every thread of the default executor.
+        self.tokenizers = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="tokenize")
+
+    def close(self) -> None:
+        self.tokenizers.shutdown(wait=False, cancel_futures=True)
 
     def get(self, name: str | None) -> ServedModel:
         """The named model, or the default one for None.
@@ -126,7 +139,10 @@ class RerankService:
         http.state.model = served.name
         http.state.documents = len(request.documents)
         options = self.plan_options(request, served.reranker)
-        plan = await asyncio.to_thread(served.reranker.plan, request.query, request.documents, **options)
+        # Each document makes at least one pair of special tokens: a queue that cannot take that much
+        # refuses before the tokenizer runs, not after.
+        served.scheduler.admit(len(request.documents) * served.reranker.tokenizer.template.num_special_tokens)
+        plan = await self.tokenize(served, request, options, deadline)
         truncate = self.config.auto_truncate if request.truncate is None else request.truncate
         if not truncate:
             _refuse_truncated(plan, options["max_length"], request.documents_field)
@@ -136,6 +152,23 @@ class RerankService:
         self.metrics.tokens.labels(served.name).observe(plan.num_tokens)
         results = served.reranker.finish(plan, logits, None, request.top_n)
         return RerankOutcome(served.name, results, plan.num_tokens)
+
+    async def tokenize(
+        self, served: ServedModel, request: RerankRequest, options: dict[str, Any], deadline: float
+    ) -> ScoringPlan:
+        """``Reranker.plan`` on the tokenizer pool, within the request's deadline."""
+        work = functools.partial(served.reranker.plan, request.query, request.documents, **options)
+        pending = asyncio.get_running_loop().run_in_executor(self.tokenizers, work)
+        try:
+            return await asyncio.wait_for(pending, max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError as exc:
+            raise self._timed_out() from exc
+
+    def _timed_out(self) -> RequestTimeout:
+        return RequestTimeout(
+            f"the request did not finish within {self.config.request_timeout:g} s (--request-timeout); "
+            "send fewer documents or retry when the server is less busy"
+        )
 
     async def score(
         self,
@@ -164,10 +197,7 @@ class RerankService:
             return job.future.result()
         if gone is not None and gone in done:
             raise ClientClosed("the client closed the connection; its queued pairs were dropped")
-        raise RequestTimeout(
-            f"the request did not finish within {self.config.request_timeout:g} s (--request-timeout); "
-            "send fewer documents or retry when the server is less busy"
-        )
+        raise self._timed_out()
 
 
 async def _disconnected(http: Request) -> None:

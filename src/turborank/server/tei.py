@@ -7,21 +7,24 @@ TEI has no ``model`` field; turborank accepts one as an extension (default: the 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from .errors import InvalidInput, TeiError, openapi_responses
-from .service import RerankRequest, Service
+from .service import NON_EMPTY_LIST, NonEmptyText, RerankRequest, Service
 
 PATHS = frozenset({"/rerank"})  # routes whose errors use TEI's envelope
 
 
 class TeiRequest(BaseModel):
-    query: str
-    texts: list[str]
+    """Strict like TEI's serde types: ``"5"`` is not a number and ``"yes"`` not a boolean."""
+
+    model_config = ConfigDict(strict=True)
+    query: NonEmptyText
+    texts: Annotated[list[str], NON_EMPTY_LIST]
     truncate: bool | None = Field(None, description="truncate over-long pairs (default: --auto-truncate)")
     truncation_direction: Literal["right", "left", "Right", "Left"] = Field(
         "right", description="only right truncation is supported (the end of the document is cut)"
