@@ -67,6 +67,8 @@ class ModelCard(BaseModel):
     object: str = "model"
     owned_by: str = "turborank"
     max_length: int
+    root: str  # the served model this name answers with (itself, or an alias's target)
+    aliases: list[str] = []
 
 
 class ModelList(BaseModel):
@@ -172,10 +174,22 @@ def _add_operational_routes(app: FastAPI, config: ServerConfig, metrics: Metrics
         tags=["operations"],
     )
     async def list_models(service: Service) -> ModelList:
-        """The served models; the first one answers requests without ``model``."""
-        return ModelList(
-            data=[ModelCard(id=name, max_length=m.reranker.max_length) for name, m in service.models.items()]
-        )
+        """The served models, then each alias (its ``root`` is the model it answers with); the first
+        model answers requests without ``model``."""
+        cards = [
+            ModelCard(
+                id=name,
+                max_length=served.reranker.max_length,
+                root=name,
+                aliases=[alias for alias, target in service.aliases.items() if target == name],
+            )
+            for name, served in service.models.items()
+        ]
+        cards += [
+            ModelCard(id=alias, max_length=service.models[target].reranker.max_length, root=target)
+            for alias, target in service.aliases.items()
+        ]
+        return ModelList(data=cards)
 
     @app.get(
         "/health",

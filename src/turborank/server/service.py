@@ -61,18 +61,27 @@ class RerankService:
         self.models = models
         self.default = next(iter(models))
         self.metrics = metrics
+        self.aliases = {alias: name for alias, name in config.model_aliases().items() if name in models}
 
     def get(self, name: str | None) -> ServedModel:
-        """The named model, or the default one for None.
+        """The named model (a served name or an alias), or the default one for None.
 
         Raises:
-            UnknownModel: with the served names.
+            UnknownModel: with the served names and aliases.
         """
         if name is None:
             return self.models[self.default]
-        if name not in self.models:
-            raise UnknownModel(f"model {name!r} is not served here; choose one of {sorted(self.models)}")
-        return self.models[name]
+        served = self.aliases.get(name, name)
+        if served in self.models:
+            return self.models[served]
+        if self.config.accept_any_model_name:
+            return self.models[self.default]
+        aliases = f", aliases {sorted(self.aliases)}" if self.aliases else ""
+        raise UnknownModel(
+            f"model {name!r} is not served here; served models are {sorted(self.models)}{aliases}. Send "
+            f"one of these, leave 'model' out for the default ({self.default!r}), or start the server with "
+            "--model-alias ALIAS=NAME or --accept-any-model-name"
+        )
 
     def plan_options(self, request: RerankRequest, reranker: Reranker) -> dict[str, Any]:
         """Keyword arguments for ``Reranker.plan``: the one place that maps request limits to the planner."""
