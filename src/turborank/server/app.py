@@ -18,7 +18,7 @@ from starlette.types import Scope
 
 from ..api import Reranker
 from ..errors import TurborankError
-from . import cohere, jina, tei
+from . import cohere, infinity_vllm, jina, tei
 from .auth import require_api_key
 from .config import ServerConfig
 from .errors import (
@@ -135,7 +135,7 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
     )
     # Auth only when keys are set, so the OpenAPI declares the bearer scheme only when it applies.
     auth = [Depends(require_api_key)] if app.state.api_keys else []
-    for router in (jina.router, cohere.router, tei.router):
+    for router in (jina.router, cohere.router, tei.router, infinity_vllm.router):
         app.include_router(router, dependencies=auth)
     _add_operational_routes(app, config, metrics, auth)
     return app
