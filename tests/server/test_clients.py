@@ -10,16 +10,11 @@ import os
 
 import pytest
 
+from .test_routes import DOCS, QUERY
+
 # litellm fetches a price list from GitHub at import; offline that costs seconds of retries.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-QUERY = "what is attention with linear biases"
-DOCS = [
-    "ALiBi adds a linear bias to attention scores instead of position embeddings.",
-    "Paris is the capital of France.",
-    "BERT uses absolute position embeddings up to 512 tokens.",
-    "The cat sat on the mat.",
-]
 KEY = "unused"  # auth is off on the test server; clients insist on some key
 
 

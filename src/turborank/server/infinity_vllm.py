@@ -167,16 +167,12 @@ class ScoreResponse(BaseModel):
     usage: Usage
 
 
+SCORE = "Score text pairs (vLLM score API)"
 router = APIRouter(tags=["vllm"])  # create_app adds the auth dependency when keys are set
 
 
-@router.post(
-    "/score",
-    response_model=ScoreResponse,
-    responses=openapi_responses(JinaError),
-    summary="Score text pairs (vLLM score API)",
-)
-@router.post("/v1/score", response_model=ScoreResponse, include_in_schema=False)
+@router.post("/score", response_model=ScoreResponse, responses=openapi_responses(JinaError), summary=SCORE)
+@router.post("/v1/score", response_model=ScoreResponse, responses=openapi_responses(JinaError), summary=SCORE)
 async def score(body: ScoreRequest, request: Request, service: Service) -> JSONResponse:
     groups = group_by_query(body.text_1, body.text_2)
     options = body.truncation_options()
