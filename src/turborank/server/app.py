@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -33,6 +34,7 @@ from .errors import (
     render,
     validation_error,
 )
+from .logs import configure_logging
 from .metrics import CONTENT_TYPE, Metrics
 from .middleware import RequestContext
 from .scheduler import Scheduler
@@ -95,10 +97,14 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
         >>> app = create_app(ServerConfig(model=["turbo=tests/fixtures/small"]))
         >>> uvicorn.run(app, port=8080)  # doctest: +SKIP
     """
+    configure_logging(config.log_level, config.log_format)
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Again at startup: a host that started uvicorn with its default log_config has just replaced
+        # the handlers on uvicorn's loggers.
+        configure_logging(config.log_level, config.log_format)
         rerankers = await asyncio.to_thread(loader, config)
         models = {
             name: ServedModel(name, r, Scheduler(name, r.engine, config.max_queue_tokens, metrics))
@@ -116,7 +122,8 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
                 await served.scheduler.close()
             log.info(json.dumps({"event": "stopped"}))
 
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc with assets from the package: no CDN, works offline.
+    app = FastAPIOffline(
         title="turborank",
         summary="Cross-encoder reranking with Jina, Cohere and TEI compatible APIs",
         lifespan=lifespan,
@@ -224,12 +231,12 @@ def run(config: ServerConfig) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn stops accepting, finishes in-flight requests, then exits."""
     import uvicorn
 
-    logging.basicConfig(level=config.log_level.upper(), format="%(message)s")
     uvicorn.run(
         create_app(config),
         host=config.host,
         port=config.port,
         access_log=False,  # RequestContext logs one JSON line per request instead
         log_level=config.log_level,
+        log_config=None,  # create_app's configure_logging formats uvicorn's lines too
         timeout_graceful_shutdown=config.graceful_timeout,
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..chunking import LONG_DOCUMENT_MODES
 from ..errors import InputError
+from .logs import LOG_FORMATS
 
 ENV_PREFIX = "TURBORANK_"
 
@@ -88,8 +89,11 @@ class ServerConfig:
     request_timeout: float = _setting(60.0, "seconds a request may wait and run before it gets 504")
     graceful_timeout: float = _setting(30.0, "seconds SIGTERM waits for in-flight requests before exiting")
     log_level: str = _setting("info", "debug, info, warning or error")
+    log_format: str = _setting("json", "json (one object per line: timestamp, level, logger, ...) or text")
 
     def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise InputError(f"--log-format must be one of {LOG_FORMATS}, got {self.log_format!r}")
         if self.long_documents not in LONG_DOCUMENT_MODES:
             raise InputError(
                 f"--long-documents must be one of {LONG_DOCUMENT_MODES}, got {self.long_documents!r}"
