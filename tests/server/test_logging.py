@@ -51,9 +51,9 @@ def test_json_lines_merge_event_fields(capsys):
 def test_configuring_twice_does_not_double_lines(capsys):
     configure_logging("info", "json")
     configure_logging("warning", "text")
-    logging.getLogger("uvicorn.access").warning("once")
+    logging.getLogger("uvicorn.error").warning("once")
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and lines[0].endswith("WARNING uvicorn.access: once")
+    assert len(lines) == 1 and lines[0].endswith("WARNING uvicorn.error: once")
 
 
 def test_app_factory_configures_logging(capsys):
