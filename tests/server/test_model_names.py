@@ -46,7 +46,7 @@ def test_served_model_name_is_vllm_style():
     [
         ({"model_alias": ["no-equals-sign"]}, "must be ALIAS=NAME"),
         ({"model_alias": ["=turbo"]}, "must be ALIAS=NAME"),
-        ({"model_alias": ["x=tiny"]}, r"'tiny' is not a served model; serve \['turbo'\]"),
+        ({"model_alias": ["x=tiny"]}, r"'tiny' is not a served model; served models are \['turbo'\]"),
         ({"model_alias": ["turbo=turbo"]}, "already taken"),
         ({"model_alias": ["x=turbo", "x=other"], "model": ["turbo=/a", "other=/b"]}, "already taken"),
         ({"served_model_name": ["new", "other"], "model": ["turbo=/a", "other=/b"]}, "already taken"),

@@ -173,7 +173,7 @@ class ServerConfig:
         aliases: dict[str, str] = {}
         for alias, target, setting in requested:
             if target not in served:
-                raise InputError(f"{setting}: {target!r} is not a served model; serve {served}")
+                raise InputError(f"{setting}: {target!r} is not a served model; served models are {served}")
             if alias in served or aliases.get(alias, target) != target:
                 raise InputError(f"{setting}: the name {alias!r} is already taken by another model")
             aliases[alias] = target
