@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -50,4 +51,6 @@ def test_serve_from_env_and_sigterm_drains(tmp_path):
     request_lines = [line for line in lines if '"event": "request"' in line]
     assert any('"path": "/v1/rerank"' in line and '"status": 200' in line for line in request_lines)
     assert all('"request_id": "' in line for line in request_lines)
-    assert lines.index('{"event": "stopped"}') > max(lines.index(line) for line in request_lines)
+    events = [json.loads(line).get("event") if line.startswith("{") else None for line in lines]
+    stopped = events.index("stopped")
+    assert stopped > max(lines.index(line) for line in request_lines)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 
 SERVER_PACKAGES = ("fastapi", "uvicorn", "pydantic", "prometheus_client")
+SERVER_PACKAGES += ("fastapi_offline", "pythonjsonlogger")  # offline /docs, JSON log lines
 
 
 def require_dependencies() -> None:

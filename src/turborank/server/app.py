@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -18,7 +19,7 @@ from starlette.types import Scope
 
 from ..api import Reranker
 from ..errors import TurborankError
-from . import cohere, jina, tei
+from . import cohere, infinity_vllm, jina, tei
 from .auth import require_api_key
 from .config import ServerConfig
 from .connections import MAX_HEAD_BYTES, guarded_protocol
@@ -34,6 +35,7 @@ from .errors import (
     validation_error,
 )
 from .health import OPERATIONS_ONLY, Readiness, health_router
+from .logs import configure_logging
 from .metrics import CONTENT_TYPE, Metrics
 from .middleware import RequestContext, ShutdownTally
 from .scheduler import Scheduler
@@ -69,6 +71,8 @@ class ModelCard(BaseModel):
     object: str = "model"
     owned_by: str = "turborank"
     max_length: int
+    root: str  # the served model this name answers with (itself, or an alias's target)
+    aliases: list[str] = []
 
 
 class ModelList(BaseModel):
@@ -90,10 +94,14 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
         >>> app = create_app(ServerConfig(model=["turbo=tests/fixtures/small"]))
         >>> uvicorn.run(app, port=8080)  # doctest: +SKIP
     """
+    configure_logging(config.log_level, config.log_format)
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Again at startup: a host that started uvicorn with its default log_config has just replaced
+        # the handlers on uvicorn's loggers.
+        configure_logging(config.log_level, config.log_format)
         rerankers = await asyncio.to_thread(loader, config)
         models = {
             name: ServedModel(name, r, Scheduler(name, r.engine, config.max_queue_tokens, metrics))
@@ -114,7 +122,8 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
                 log.warning(json.dumps({"event": "requests_cut", "count": app.state.shutdown.cut}))
             log.info(json.dumps({"event": "stopped"}))
 
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc with assets from the package: no CDN, works offline.
+    app = FastAPIOffline(
         title="turborank",
         summary="Cross-encoder reranking with Jina, Cohere and TEI compatible APIs",
         lifespan=lifespan,
@@ -143,7 +152,7 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
     )
     # Auth only when keys are set, so the OpenAPI declares the bearer scheme only when it applies.
     auth = [Depends(require_api_key)] if app.state.api_keys else []
-    for router in (jina.router, cohere.router, tei.router):
+    for router in (jina.router, cohere.router, tei.router, infinity_vllm.router):
         app.include_router(router, dependencies=[*auth, Depends(require_portable_json)])
     _add_operational_routes(app, config, metrics, auth)
     app.include_router(health_router([] if config.public_health else auth))
@@ -188,10 +197,22 @@ def _add_operational_routes(app: FastAPI, config: ServerConfig, metrics: Metrics
         tags=["operations"],
     )
     async def list_models(service: Service) -> ModelList:
-        """The served models; the first one answers requests without ``model``."""
-        return ModelList(
-            data=[ModelCard(id=name, max_length=m.reranker.max_length) for name, m in service.models.items()]
-        )
+        """The served models, then each alias (its ``root`` is the model it answers with); the first
+        model answers requests without ``model``."""
+        cards = [
+            ModelCard(
+                id=name,
+                max_length=served.reranker.max_length,
+                root=name,
+                aliases=[alias for alias, target in service.aliases.items() if target == name],
+            )
+            for name, served in service.models.items()
+        ]
+        cards += [
+            ModelCard(id=alias, max_length=service.models[target].reranker.max_length, root=target)
+            for alias, target in service.aliases.items()
+        ]
+        return ModelList(data=cards)
 
     @app.get("/metrics", dependencies=metrics_deps, tags=["operations"], response_class=Response)
     async def prometheus_metrics() -> Response:
@@ -203,13 +224,13 @@ def run(config: ServerConfig) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn stops accepting, finishes in-flight requests, then exits."""
     import uvicorn
 
-    logging.basicConfig(level=config.log_level.upper(), format="%(message)s")
     uvicorn.run(
         create_app(config),
         host=config.host,
         port=config.port,
         access_log=False,  # RequestContext logs one JSON line per request instead
         log_level=config.log_level,
+        log_config=None,  # create_app's configure_logging formats uvicorn's lines too
         **connection_options(config),
     )
 

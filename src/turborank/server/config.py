@@ -17,6 +17,7 @@ from typing import Any
 
 from ..chunking import LONG_DOCUMENT_MODES
 from ..errors import InputError
+from .logs import LOG_FORMATS
 
 ENV_PREFIX = "TURBORANK_"
 # RFC 6750's b64token alphabet widened to every visible ASCII character: what a Bearer header can carry
@@ -44,6 +45,19 @@ class ServerConfig:
         [],
         "NAME=PATH_OR_ID of a model to serve; repeat for several (env: comma-separated). The first is the "
         "default for requests without 'model'. Without any, the model shipped with turborank is served.",
+    )
+    model_alias: list[str] = _setting(
+        [],
+        "ALIAS=NAME: also accept ALIAS as the name of served model NAME, e.g. rerank-english-v3.0=turbo; "
+        "repeat for several (env: comma-separated). GET /v1/models lists the aliases.",
+    )
+    served_model_name: list[str] = _setting(
+        [],
+        "vLLM-style names of the default (first) model: the first is the name it is served and reported "
+        "under, the others (and its --model name) are aliases",
+    )
+    accept_any_model_name: bool = _setting(
+        False, "answer requests naming an unknown model with the default model instead of 400"
     )
     host: str = _setting("127.0.0.1", "interface to bind; 0.0.0.0 exposes the server to the network")
     port: int = _setting(8080, "TCP port")
@@ -109,8 +123,11 @@ class ServerConfig:
     health_cache_seconds: float = _setting(
         2.0, "seconds a readiness result (a one-pair inference per model) is reused by /health/ready"
     )
+    log_format: str = _setting("json", "json (one object per line: timestamp, level, logger, ...) or text")
 
     def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise InputError(f"--log-format must be one of {LOG_FORMATS}, got {self.log_format!r}")
         if self.long_documents not in LONG_DOCUMENT_MODES:
             raise InputError(
                 f"--long-documents must be one of {LONG_DOCUMENT_MODES}, got {self.long_documents!r}"
@@ -135,6 +152,7 @@ class ServerConfig:
                     f"--{name.replace('_', '-')} is empty: give a key (or a file of keys), or pass --no-auth "
                     "to serve without one"
                 )
+        self.model_aliases()  # a bad alias fails at startup, before any model loads
 
     def api_keys(self) -> list[str]:
         """The accepted keys from --api-key and --api-keys-file, checked against --auth/--no-auth and --host.
@@ -167,11 +185,21 @@ class ServerConfig:
         return keys
 
     def model_specs(self) -> list[tuple[str, str | None]]:
-        """(served name, path or hub id) per --model; a bare path is named after its last component.
+        """(served name, path or hub id) per --model; a bare path is named after its last component,
+        and --served-model-name renames the first.
 
         Raises:
             InputError: a spec is empty or two models share a name.
         """
+        specs = self._named_specs()
+        if self.served_model_name:
+            specs[0] = (self.served_model_name[0], specs[0][1])
+        names = [name for name, _ in specs]
+        if len(set(names)) != len(names):
+            raise InputError(f"two --model entries share a name ({names}); name them with NAME=PATH")
+        return specs
+
+    def _named_specs(self) -> list[tuple[str, str | None]]:
         if not self.model:
             return [("default", None)]
         specs = []
@@ -182,10 +210,34 @@ class ServerConfig:
             if not name or not source:
                 raise InputError(f"--model must be NAME=PATH_OR_ID or PATH_OR_ID, got {spec!r}")
             specs.append((name, source))
-        names = [name for name, _ in specs]
-        if len(set(names)) != len(names):
-            raise InputError(f"two --model entries share a name ({names}); name them with NAME=PATH")
         return specs
+
+    def model_aliases(self) -> dict[str, str]:
+        """{alias: served name} from --model-alias and --served-model-name.
+
+        Raises:
+            InputError: an alias is malformed, names a model that is not served, or is taken.
+        """
+        served = [name for name, _ in self.model_specs()]
+        requested: list[tuple[str, str, str]] = []  # (alias, target, the setting it came from)
+        if self.served_model_name:
+            # vLLM's extra names, plus the --model name, so configs that used it keep working.
+            original = self._named_specs()[0][0]
+            extra_names = [*self.served_model_name[1:], *([original] if original != served[0] else [])]
+            requested += [(alias, served[0], f"--served-model-name {alias}") for alias in extra_names]
+        for spec in self.model_alias:
+            alias, sep, target = (part.strip() for part in spec.partition("="))
+            if not sep or not alias or not target:
+                raise InputError(f"--model-alias must be ALIAS=NAME, got {spec!r}")
+            requested.append((alias, target, f"--model-alias {spec}"))
+        aliases: dict[str, str] = {}
+        for alias, target, setting in requested:
+            if target not in served:
+                raise InputError(f"{setting}: {target!r} is not a served model; served models are {served}")
+            if alias in served or aliases.get(alias, target) != target:
+                raise InputError(f"{setting}: the name {alias!r} is already taken by another model")
+            aliases[alias] = target
+        return aliases
 
     def redacted(self) -> dict[str, Any]:
         """The resolved settings for the startup log, with secrets hidden."""
@@ -259,7 +311,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 _flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
         elif kind == "list":
-            parser.add_argument(_flag(f.name), action="append", default=None, help=help_text)
+            # extend: both "--flag a --flag b" and vLLM's "--flag a b" work
+            parser.add_argument(_flag(f.name), action="extend", nargs="+", default=None, help=help_text)
         else:
             converter = {"int": int, "float": float, "str": str}[kind]
             parser.add_argument(_flag(f.name), type=converter, default=None, help=help_text)

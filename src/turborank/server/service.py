@@ -21,7 +21,15 @@ from starlette.requests import Request
 from ..api import Reranker, RerankResult, ScoringPlan
 from ..chunking import LongDocuments
 from .config import ServerConfig
-from .errors import ClientClosed, EmptyInput, InputTooLong, RequestTimeout, TooManyDocuments, UnknownModel
+from .errors import (
+    ClientClosed,
+    EmptyInput,
+    InputTooLong,
+    InvalidInput,
+    RequestTimeout,
+    TooManyDocuments,
+    UnknownModel,
+)
 from .metrics import Metrics
 from .scheduler import Scheduler
 
@@ -43,6 +51,7 @@ class RerankRequest:
     max_tokens_per_doc: int | None = None  # pair tokens, up to --max-tokens-per-doc or the model's limit
     max_chunks_per_doc: int | None = None  # Cohere v1: chunk long documents, at most this many windows
     documents_field: str = "documents"  # the dialect's name for the list, used in error messages
+    query_field: str = "query"
 
 
 @dataclass
@@ -69,6 +78,7 @@ class RerankService:
         self.models = models
         self.default = next(iter(models))
         self.metrics = metrics
+        self.aliases = {alias: name for alias, name in config.model_aliases().items() if name in models}
         # Bounded: tokenizing waits here instead of taking every thread of the default executor.
         self.tokenizers = ThreadPoolExecutor(config.tokenizer_threads, thread_name_prefix="tokenize")
 
@@ -76,23 +86,35 @@ class RerankService:
         self.tokenizers.shutdown(wait=False, cancel_futures=True)
 
     def get(self, name: str | None) -> ServedModel:
-        """The named model, or the default one for None.
+        """The named model (a served name or an alias), or the default one for None.
 
         Raises:
-            UnknownModel: with the served names.
+            UnknownModel: with the served names and aliases.
         """
         if name is None:
             return self.models[self.default]
-        if name not in self.models:
-            raise UnknownModel(f"model {name!r} is not served here; choose one of {sorted(self.models)}")
-        return self.models[name]
+        served = self.aliases.get(name, name)
+        if served in self.models:
+            return self.models[served]
+        if self.config.accept_any_model_name:
+            return self.models[self.default]
+        aliases = f", aliases {sorted(self.aliases)}" if self.aliases else ""
+        raise UnknownModel(
+            f"model {name!r} is not served here; served models are {sorted(self.models)}{aliases}. Send "
+            f"one of these, leave 'model' out for the default ({self.default!r}), or start the server with "
+            "--model-alias ALIAS=NAME or --accept-any-model-name"
+        )
 
-    def plan_options(self, request: RerankRequest, reranker: Reranker) -> dict[str, Any]:
-        """Keyword arguments for ``Reranker.plan``: the one place that maps request limits to the planner."""
+    def length_limits(self, reranker: Reranker) -> tuple[int, int]:
+        """(default, most) tokens per pair a request gets on this model."""
         # The operator's --max-tokens-per-doc is the default and the ceiling; without it a request gets
         # the model's default length and may ask for up to its position limit.
         ceiling = min(self.config.max_tokens_per_doc or reranker.max_positions, reranker.max_positions)
-        default = min(self.config.max_tokens_per_doc or reranker.max_length, ceiling)
+        return min(self.config.max_tokens_per_doc or reranker.max_length, ceiling), ceiling
+
+    def plan_options(self, request: RerankRequest, reranker: Reranker) -> dict[str, Any]:
+        """Keyword arguments for ``Reranker.plan``: the one place that maps request limits to the planner."""
+        default, ceiling = self.length_limits(reranker)
         options: dict[str, Any] = {
             "max_length": min(request.max_tokens_per_doc or default, ceiling),
             "truncation": "only_second",
@@ -108,15 +130,17 @@ class RerankService:
             )
         return options
 
-    def validate(self, request: RerankRequest) -> None:
+    def validate(self, requests: list[RerankRequest]) -> None:
         """Checks that need the server's limits; types were checked by the route's schema."""
-        if not request.query.strip():
-            raise EmptyInput("query must be a non-empty string")
-        if not request.documents:
-            raise EmptyInput(f"{request.documents_field} must hold at least one document")
-        if len(request.documents) > self.config.max_documents:
+        for request in requests:
+            if not request.query.strip():
+                raise EmptyInput(f"{request.query_field} must be a non-empty string")
+            if not request.documents:
+                raise EmptyInput(f"{request.documents_field} must hold at least one document")
+        total = sum(len(request.documents) for request in requests)
+        if total > self.config.max_documents:
             raise TooManyDocuments(
-                f"{request.documents_field} holds {len(request.documents)} items; this server takes at most "
+                f"{requests[0].documents_field} holds {total} items; this server takes at most "
                 f"{self.config.max_documents} per request (--max-documents): split the request"
             )
 
@@ -133,25 +157,37 @@ class RerankService:
         Raises:
             ServerError subclasses (see errors.PROBLEMS) and library InputError.
         """
+        return (await self.rerank_groups([request], http))[0]
+
+    async def rerank_groups(self, requests: list[RerankRequest], http: Request) -> list[RerankOutcome]:
+        """Rank several queries, each against its own documents, as one queued job (so they share
+        batches and one deadline); the requests share their model and options (vLLM's /score)."""
         deadline = time.monotonic() + self.config.request_timeout
-        served = self.get(request.model)
-        self.validate(request)
+        served = self.get(requests[0].model)
+        self.validate(requests)
         http.state.model = served.name
-        http.state.documents = len(request.documents)
-        options = self.plan_options(request, served.reranker)
+        http.state.documents = sum(len(request.documents) for request in requests)
+        options = self.plan_options(requests[0], served.reranker)
         # Each document makes at least one pair of special tokens: a queue that cannot take that much
         # refuses before the tokenizer runs, not after.
-        served.scheduler.admit(len(request.documents) * served.reranker.tokenizer.template.num_special_tokens)
-        plan = await self.tokenize(served, request, options, deadline)
-        truncate = self.config.auto_truncate if request.truncate is None else request.truncate
+        served.scheduler.admit(http.state.documents * served.reranker.tokenizer.template.num_special_tokens)
+        plans = [await self.tokenize(served, request, options, deadline) for request in requests]
+        truncate = self.config.auto_truncate if requests[0].truncate is None else requests[0].truncate
         if not truncate:
-            _refuse_truncated(plan, options["max_length"], request.documents_field)
-        logits = await self.score(served, plan, http, deadline)
-        http.state.tokens = plan.num_tokens
-        self.metrics.documents.labels(served.name).observe(plan.num_documents)
-        self.metrics.tokens.labels(served.name).observe(plan.num_tokens)
-        results = served.reranker.finish(plan, logits, None, request.top_n)
-        return RerankOutcome(served.name, results, plan.num_tokens)
+            for plan in plans:
+                _refuse_truncated(plan, options["max_length"], requests[0].documents_field)
+        combined = merge_plans(plans)
+        logits = await self.score(served, combined, http, deadline)
+        http.state.tokens = combined.num_tokens
+        self.metrics.documents.labels(served.name).observe(combined.num_documents)
+        self.metrics.tokens.labels(served.name).observe(combined.num_tokens)
+        outcomes, start = [], 0
+        for request, plan in zip(requests, plans, strict=True):
+            rows = logits[start : start + len(plan.encodings)]
+            start += len(plan.encodings)
+            results = served.reranker.finish(plan, rows, None, request.top_n)
+            outcomes.append(RerankOutcome(served.name, results, plan.num_tokens))
+        return outcomes
 
     async def tokenize(
         self, served: ServedModel, request: RerankRequest, options: dict[str, Any], deadline: float
@@ -208,6 +244,14 @@ async def _disconnected(http: Request) -> None:
             return
 
 
+def refuse_left_truncation(field: str) -> None:
+    """Every dialect's left truncation gets the same 422: only the end of a document is ever cut."""
+    raise InvalidInput(
+        f"{field}: 'left' is not supported; turborank keeps the start of each document "
+        "(send 'right' or leave it out)"
+    )
+
+
 def _refuse_truncated(plan: ScoringPlan, max_length: int, documents_field: str) -> None:
     for encoding, owner in zip(plan.encodings, plan.owners, strict=True):
         if encoding.truncated:
@@ -215,6 +259,18 @@ def _refuse_truncated(plan: ScoringPlan, max_length: int, documents_field: str) 
                 f"the query with {documents_field}[{owner}] is longer than {max_length} tokens and "
                 "truncation is off: shorten the document, or send truncation=true (TEI: truncate=true)"
             )
+
+
+def merge_plans(plans: list[ScoringPlan]) -> ScoringPlan:
+    """One plan holding every plan's encodings in order (documents renumbered), for one scheduler job."""
+    if len(plans) == 1:
+        return plans[0]
+    encodings, owners, offset = [], [], 0
+    for plan in plans:
+        encodings += plan.encodings
+        owners += [owner + offset for owner in plan.owners]
+        offset += plan.num_documents
+    return ScoringPlan(encodings, owners, offset, plans[0].aggregation, plans[0].top_k)
 
 
 def get_service(request: Request) -> RerankService:
