@@ -279,6 +279,26 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_distill)
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from .score.command import run_score
+
+    return run_score(args)
+
+
+def add_score(sub: argparse._SubParsersAction) -> None:
+    from .score.command import add_arguments
+
+    p = sub.add_parser(
+        "score",
+        help="score a JSONL/CSV/Parquet file of (query, document) pairs; resumable, optionally on Ray",
+        description="Score every (query, document) row of a file and write it back with score and logit "
+        "columns, in input order (--top-n: each query's best rows). Streams in bounded memory; an "
+        "interrupted run resumes where it stopped.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=cmd_score)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turborank", description="Fast cross-encoder reranking.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -287,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve(sub)
     add_eval(sub)
     add_distill(sub)
+    add_score(sub)
     return parser
 
 
