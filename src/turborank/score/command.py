@@ -22,6 +22,7 @@ class RayOptions:
     concurrency: int = 1  # actors, each with its own copy of the model
     num_cpus: float = 1.0  # per actor; torch threads default to it
     num_gpus: float = 0.0  # per actor
+    id_column: str | None = None  # a unique row id: Ray Data's checkpointing resumes by it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,39 +88,40 @@ def run_score(args: argparse.Namespace) -> int:
     columns = Columns(
         args.query_column, args.document_column, tuple(args.keep_columns) if args.keep_columns else None
     )
-    ray_options = RayOptions(args.address, args.concurrency, args.num_cpus, args.num_gpus)
+    ray_options = RayOptions(args.address, args.concurrency, args.num_cpus, args.num_gpus, args.id_column)
     threads = args.threads or (max(1, round(args.num_cpus)) if args.ray else None)
     model = ModelOptions(args.model, args.device, args.dtype, threads, args.backend)
     options = ScoreOptions(columns, model, args.max_length, args.truncation, long_documents_from_args(args))
     if args.ray:
-        from .ray_job import RayScoreJob, run_on_ray
+        from .ray_job import run_on_ray
 
-        summary = run_on_ray(RayScoreJob(**_job_fields(args, options)), ray_options)
+        summary = run_on_ray(_job(args, options), ray_options)
     else:
-        from .local import ScoreJob, run
+        from .local import run
 
-        summary = run(ScoreJob(**_job_fields(args, options), progress=not args.quiet))
+        summary = run(_job(args, options))
     json.dump(summary, sys.stdout, default=vars)
     sys.stdout.write("\n")
     return 0
 
 
-def _job_fields(args: argparse.Namespace, options) -> dict:  # noqa: ANN001 - ScoreOptions, imported lazily
+def _job(args: argparse.Namespace, options):  # noqa: ANN001, ANN202 - ScoreOptions/ScoreJob, imported lazily
     from .inputs import PairFile
-    from .local import output_format_of
+    from .local import ScoreJob, output_format_of
 
     output = Path(args.output)
-    return {
-        "source": PairFile.open(args.input, args.input_format),
-        "output": output,
+    return ScoreJob(
+        source=PairFile.open(args.input, args.input_format),
+        output=output,
         # Ray writes a directory, whose name need not say the format: Parquet unless told.
-        "output_format": output_format_of(output, args.output_format, "parquet" if args.ray else None),
-        "options": options,
-        "chunk_rows": args.batch_size,
-        "skip_bad_rows": args.on_error == "skip",
-        "top_n": args.top_n,
-        "overwrite": args.overwrite,
-    }
+        output_format=output_format_of(output, args.output_format, "parquet" if args.ray else None),
+        options=options,
+        chunk_rows=args.batch_size,
+        skip_bad_rows=args.on_error == "skip",
+        top_n=args.top_n,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
 
 
 def _check_positive(args: argparse.Namespace) -> None:

@@ -34,10 +34,23 @@ class Chunk:
     problems: dict[int, str] = field(default_factory=dict)  # row in chunk -> what is wrong with it
     lines: list[int] | None = None  # JSONL: the file line of each row, for messages
     unreadable: list[str] = field(default_factory=list)  # CSV lines that are not rows (wrong field count)
+    ids: list | None = None  # under Ray, where rows have no file position: the --id-column values
 
     def label(self, row: int) -> str:
-        """How a message names a row: its line in a JSONL file, else its 1-based data row."""
-        return f"line {self.lines[row]}" if self.lines is not None else f"row {self.first_row + row + 1}"
+        """How a message names a row: its line in a JSONL file, its id under Ray, else its 1-based row."""
+        if self.lines is not None:
+            return f"line {self.lines[row]}"
+        if self.ids is not None:
+            return f"id {self.ids[row]!r}"
+        return f"row {self.first_row + row + 1}"
+
+    def split_bad_rows(self) -> tuple[pa.Table, list[str]]:
+        """The good rows, and what is wrong with each bad one (in file order)."""
+        problems = self.unreadable + [self.problems[row] for row in sorted(self.problems)]
+        if not self.problems:
+            return self.table, problems
+        good = [row not in self.problems for row in range(self.table.num_rows)]
+        return self.table.filter(pa.array(good)), problems
 
 
 @dataclass(frozen=True)
@@ -83,10 +96,10 @@ class PairFile:
         first_row = 0
         for table in _rebatch(batches, chunk_rows):
             if first_row == 0:
-                _check_pair_columns(table.schema, columns, self.path)
+                check_pair_columns(table.schema, columns, self.path)
             chunk = Chunk(table, first_row, unreadable=list(unreadable))
             unreadable.clear()
-            chunk.problems = _null_problems(chunk, columns)
+            chunk.problems = null_problems(chunk, columns)
             yield chunk
             first_row += table.num_rows
 
@@ -152,7 +165,12 @@ def _csv_batches(
     yield from reader
 
 
-def _check_pair_columns(schema: pa.Schema, columns: Columns, path: Path) -> None:
+def check_pair_columns(schema: pa.Schema, columns: Columns, path: Path | str) -> None:
+    """Both pair columns exist and hold text.
+
+    Raises:
+        InputError: naming the column and the fix.
+    """
     for name in (columns.query, columns.document):
         if name not in schema.names:
             raise InputError(
@@ -164,7 +182,8 @@ def _check_pair_columns(schema: pa.Schema, columns: Columns, path: Path) -> None
             raise InputError(f"{path}: column {name!r} holds {kind}, not text: convert it to strings first")
 
 
-def _null_problems(chunk: Chunk, columns: Columns) -> dict[int, str]:
+def null_problems(chunk: Chunk, columns: Columns) -> dict[int, str]:
+    """Row in chunk -> problem, for each row whose query or document is missing."""
     problems: dict[int, str] = {}
     for name in (columns.document, columns.query):  # the query's problem wins when both are missing
         missing = pc.is_null(chunk.table[name]).to_numpy(zero_copy_only=False)

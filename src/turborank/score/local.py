@@ -143,16 +143,12 @@ def _prepare(job: ScoreJob) -> None:
 
 def _score_chunk(job: ScoreJob, chunk: Chunk, reranker: Reranker) -> pa.Table:
     """The chunk's good rows scored, with how many were bad (and the first few) in the metadata."""
-    problems = chunk.unreadable + [chunk.problems[row] for row in sorted(chunk.problems)]
+    table, problems = chunk.split_bad_rows()
     if problems and not job.skip_bad_rows:
         raise InputError(
             f"{job.source.path}: {problems[0]}: fix it, or pass --on-error skip to leave bad rows out "
             f"(rows scored so far are kept in {job.work_dir}; a rerun resumes after them)"
         )
-    table = chunk.table
-    if chunk.problems:
-        good = [row not in chunk.problems for row in range(table.num_rows)]
-        table = table.filter(pa.array(good))
     scored = score_table(reranker, table, job.options)
     metadata = {SKIPPED_KEY: str(len(problems)), PROBLEMS_KEY: json.dumps(problems[:PROBLEMS_KEPT])}
     return scored.replace_schema_metadata(metadata)
