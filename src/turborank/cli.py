@@ -184,9 +184,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server.config import from_sources
 
     require_dependencies()
-    from .server.app import run
+    config = from_sources(args)
+    if config.ray:
+        from .server.ray_serve import run
+    else:
+        from .server.app import run
 
-    run(from_sources(args))
+    run(config)
     return 0
 
 

@@ -10,13 +10,13 @@ by ``--id-column``.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
 from ..errors import InputError
+from ..ray_cluster import connect
 from .command import RayOptions
 from .inputs import Chunk, PairFile, check_pair_columns, null_problems
 from .local import PROBLEMS_KEPT, ScoreJob, Summary
@@ -88,7 +88,7 @@ def run_on_ray(job: ScoreJob, ray_options: RayOptions) -> Summary:
     """
     import ray
 
-    started_here = _connect(ray_options.address)
+    started_here = connect(ray_options.address)
     try:
         resuming = _configure(job, ray_options)
         _check_cpu_budget(ray_options, resuming)
@@ -104,19 +104,6 @@ def run_on_ray(job: ScoreJob, ray_options: RayOptions) -> Summary:
         if started_here:
             ray.shutdown()
     return Summary(str(job.output), result.scored, result.skipped, bad_rows=result.bad_rows)
-
-
-def _connect(address: str | None) -> bool:
-    """Join the cluster at ``address`` (or the running Ray), or start a local one; True if started here."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if address is None:
-        # Ray runs workers at nice 15, so on a shared machine the scoring actors would lose every contest.
-        os.environ.setdefault("RAY_worker_niceness", "0")
-    ray.init(address=address, log_to_driver=False)
-    return True
 
 
 def _check_cpu_budget(options: RayOptions, resuming: bool) -> None:
