@@ -283,14 +283,8 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_distill)
 
 
-def cmd_score(args: argparse.Namespace) -> int:
-    from .score.command import run_score
-
-    return run_score(args)
-
-
 def add_score(sub: argparse._SubParsersAction) -> None:
-    from .score.command import add_arguments
+    from .score.command import add_arguments, run_score
 
     p = sub.add_parser(
         "score",
@@ -300,7 +294,7 @@ def add_score(sub: argparse._SubParsersAction) -> None:
         "interrupted run resumes where it stopped.",
     )
     add_arguments(p)
-    p.set_defaults(func=cmd_score)
+    p.set_defaults(func=run_score)
 
 
 def build_parser() -> argparse.ArgumentParser:
