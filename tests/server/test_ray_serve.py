@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -73,8 +74,21 @@ def test_every_dialect_answers_as_the_plain_server_does(ray_url):
             assert len(got.headers.get_list("x-request-id")) == 1
         assert on_ray.post("/v1/rerank", json=REQUESTS[0][1]).status_code == 401  # auth, as configured
         assert on_ray.get("/health").json() == direct.get("/health").json()
-        metrics = on_ray.get("/metrics")
-        assert metrics.status_code == 200 and "turborank_requests_total" in metrics.text
+        assert on_ray.get("/metrics").status_code == 200
+
+
+def test_metrics_through_the_proxy_cover_every_replica(ray_url):
+    # Replicas swap metrics on each health check (every 10 s); any replica then answers for all.
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=ray_url, timeout=60) as client:
+        while True:
+            client.post(REQUESTS[0][0], json=REQUESTS[0][1], headers=AUTH)
+            text = client.get("/metrics").text
+            replicas = set(re.findall(r'turborank_requests_total\{[^}]*replica="([^"]+)"', text))
+            if len(replicas) == 2:
+                break
+            assert time.monotonic() < deadline, f"replicas in /metrics: {replicas}"
+            time.sleep(2)
 
 
 def replica_pids() -> list[int]:

@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..ray_cluster import connect
 from .app import create_app
 from .config import ServerConfig, from_sources
+from .ray_metrics import ReplicaMetrics
 
 log = logging.getLogger("turborank.server")
 
@@ -93,11 +94,11 @@ class DropRequestIdHeader:
         await self.app(scope, receive, send_without_id)
 
 
-def replica_app(config: ServerConfig) -> FastAPI:
+def replica_app(config: ServerConfig, metrics: ReplicaMetrics) -> FastAPI:
     """The app one replica serves; Ray calls this on the replica, so models load there, not in the driver."""
     # Request logs: until the app factory sets up logging itself, a replica must (run() does it otherwise).
     logging.basicConfig(level=config.log_level.upper(), format="%(message)s")
-    app = create_app(config)
+    app = create_app(config, metrics=metrics)
     app.add_middleware(DropRequestIdHeader)
     return app
 
@@ -114,15 +115,20 @@ class TurborankReplica:
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return replica_app(self.config)
+        self.metrics = ReplicaMetrics(serve.get_replica_context().replica_id.unique_id)
+        return replica_app(self.config, self.metrics)
 
     async def check_health(self) -> None:
-        """Ray's own check only sees the process alive; /health runs a real inference per model."""
+        """Ray's own check only sees the process alive; /health runs a real inference per model.
+
+        It also swaps metrics with the other replicas, so any one of them can answer /metrics for all.
+        """
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://replica") as client:
             response = await client.get("/health", headers=self.health_headers)
         if response.status_code != 200:
             raise RuntimeError(f"/health answered {response.status_code}: {response.text[:200]}")
+        await self.metrics.exchange()
 
 
 def build_deployment(config: ServerConfig) -> Application:
