@@ -24,7 +24,7 @@ try:
 except ImportError:  # packaging arrives with huggingface_hub; pip always carries its own copy
     from pip._vendor.packaging.requirements import Requirement
 
-TEST_EXTRAS = ("server", "eval", "onnx", "train", "dev", "clients")
+TEST_EXTRAS = ("server", "eval", "onnx", "train", "dev", "clients", "score", "ray")
 NO_TESTS_COLLECTED = 5
 INSTALL_COMMAND = "pip install torch==2.13.0 && pip install -e ."
 REPO = Path(__file__).resolve().parents[1]

@@ -184,9 +184,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server.config import from_sources
 
     require_dependencies()
-    from .server.app import run
+    config = from_sources(args)
+    if config.ray:
+        from .server.ray_serve import run
+    else:
+        from .server.app import run
 
-    run(from_sources(args))
+    run(config)
     return 0
 
 
@@ -292,6 +296,20 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_distill)
 
 
+def add_score(sub: argparse._SubParsersAction) -> None:
+    from .score.command import add_arguments, run_score
+
+    p = sub.add_parser(
+        "score",
+        help="score a JSONL/CSV/Parquet file of (query, document) pairs; resumable, optionally on Ray",
+        description="Score every (query, document) row of a file and write it back with score and logit "
+        "columns, in input order (--top-n: each query's best rows). Streams in bounded memory; an "
+        "interrupted run resumes where it stopped.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=run_score)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -303,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve(sub)
     add_eval(sub)
     add_distill(sub)
+    add_score(sub)
     return parser
 
 

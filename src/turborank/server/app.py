@@ -80,12 +80,14 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
+def create_app(config: ServerConfig, loader: Loader = load_models, metrics: Metrics | None = None) -> FastAPI:
     """Build the server app; models load when it starts (lifespan), not here.
 
     Args:
         config: resolved server settings.
         loader: returns {served name: Reranker}; tests pass one that wraps a fake or slow backend.
+        metrics: where the app counts (default: its own registry); ``serve --ray`` passes one that
+            also renders the other replicas'.
 
     Returns:
         The FastAPI app, ready for uvicorn.
@@ -95,7 +97,7 @@ def create_app(config: ServerConfig, loader: Loader = load_models) -> FastAPI:
         >>> uvicorn.run(app, port=8080)  # doctest: +SKIP
     """
     configure_logging(config.log_level, config.log_format)
-    metrics = Metrics()
+    metrics = metrics or Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -124,6 +124,17 @@ class ServerConfig:
         2.0, "seconds a readiness result (a one-pair inference per model) is reused by /health/ready"
     )
     log_format: str = _setting("json", "json (one object per line: timestamp, level, logger, ...) or text")
+    # serve --ray: the same app on Ray Serve, as replicas behind Ray's HTTP proxy.
+    ray: bool = _setting(False, "serve with Ray Serve: replicas of this server behind one endpoint")
+    ray_address: str | None = _setting(None, "Ray cluster to join with --ray (default: start a local Ray)")
+    replicas: int = _setting(1, "replicas with --ray (a fixed number; see --min-replicas for autoscaling)")
+    min_replicas: int | None = _setting(None, "with --ray and --max-replicas: autoscale between these")
+    max_replicas: int | None = _setting(None, "with --ray: autoscale up to this many replicas")
+    target_ongoing_requests: float = _setting(8.0, "with --ray autoscaling: requests in flight per replica")
+    # Ray's default of 5 leaves the token-budget scheduler too few requests to pack batches from.
+    max_ongoing_requests: int = _setting(16, "with --ray: requests a replica takes at once; more wait in Ray")
+    num_cpus: float = _setting(1.0, "with --ray: CPUs per replica (torch threads default to this)")
+    num_gpus: float = _setting(0.0, "with --ray: GPUs per replica")
 
     def __post_init__(self) -> None:
         if self.log_format not in LOG_FORMATS:
@@ -140,6 +151,8 @@ class ServerConfig:
             "max_body_bytes",
             "max_connections",
             "tokenizer_threads",
+            "replicas",
+            "max_ongoing_requests",
         ):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
