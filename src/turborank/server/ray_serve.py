@@ -141,7 +141,9 @@ def build_app(args: dict[str, Any]) -> Application:
     unknown = set(args) - {f.name for f in dataclasses.fields(ServerConfig)}
     if unknown:
         raise InputError(f"unknown turborank settings {sorted(unknown)}: use ServerConfig field names")
-    config = dataclasses.replace(from_sources(), **args)
+    # Ray's proxy binds the port, not this config, and on a cluster it listens beyond the machine: the
+    # auth rule for a non-loopback host applies (a key, or auth=false on purpose) unless args say otherwise.
+    config = dataclasses.replace(from_sources(), **{"host": "0.0.0.0", **args})
     return build_deployment(config)
 
 
