@@ -182,3 +182,35 @@ def test_scifact_train_groups_from_shared_run() -> None:
     groups = groups_from_beir(scifact, "train", run=scifact / "bm25_top100.train.trec", k_negatives=7)
     assert len(groups) == 809
     assert all(g.labels[0] > 0 and g.labels[1:] == [0] * 7 for g in groups)
+
+
+def test_embed_in_noise_surrounds_every_document_and_keeps_its_score() -> None:
+    from turborank.distill.data import Group, embed_in_noise, split_sentences
+
+    group = Group(
+        "q1",
+        "eiffel",
+        ["a", "b"],
+        ["The tower was completed in 1889.", "Bananas are yellow."],
+        [1, 0],
+        [3.0, -1.0],
+        "src",
+    )
+    noise = ["Rain falls in spring. Farmers plant corn.", "Cats sleep a lot. Dogs bark at night."]
+    rng = random.Random(0)
+    copies = [embed_in_noise(group, noise, rng, max_words=30) for _ in range(50)]
+    for copy in copies:
+        assert (
+            copy.qid == "q1#noise" and copy.doc_ids == ["a#noise", "b#noise"] and copy.source == "src+noise"
+        )
+        assert copy.teacher == [3.0, -1.0] and copy.labels == [1, 0]
+        for original, text in zip(group.doc_texts, copy.doc_texts, strict=True):
+            assert original in text
+            extra = text.replace(original, "").split()
+            assert len(extra) <= 30 + 8  # the budget, plus at most one whole noise sentence past it
+            assert all(s in " ".join(noise) for s in split_sentences(text.replace(original, " ").strip()))
+    texts = [c.doc_texts[0] for c in copies]
+    assert any(t.startswith(group.doc_texts[0]) for t in texts)  # after
+    assert any(t.endswith(group.doc_texts[0]) and t != group.doc_texts[0] for t in texts)  # before
+    assert any(not t.startswith(group.doc_texts[0]) and not t.endswith(group.doc_texts[0]) for t in texts)
+    assert group.doc_texts == ["The tower was completed in 1889.", "Bananas are yellow."]  # not mutated

@@ -105,3 +105,22 @@ def test_the_inference_length_is_chosen_on_the_dev_set_and_written_as_the_defaul
     tokenizer_config = json.loads((checkpoint / "tokenizer_config.json").read_text())
     assert tokenizer_config["model_max_length"] == best
     assert tokenizer_config["do_lower_case"] is True  # the rest of the file is kept
+
+
+def test_dev_subset_adds_the_noise_copies_of_the_groups_it_picks() -> None:
+    dev = [Group(f"s{i}", "q", ["a"], ["t"], [1], source="beir-scifact:train") for i in range(4)]
+    dev += [Group(f"w{i}", "q", ["a"], ["t"], [1], source="wikiqa-answer-selection") for i in range(4)]
+    dev += [Group(f"{g.qid}#noise", "q", ["a"], ["x t"], [1], source=g.source + "+noise") for g in dev]
+    picked = [g.qid for g in dev_subset(dev, 3)]
+    assert picked == ["s0", "w0", "w1", "s0#noise", "w0#noise", "w1#noise"]
+
+
+def test_with_noise_replaces_the_asked_share_and_keeps_scores() -> None:
+    from turborank.distill.recipe import with_noise
+
+    groups = [Group(f"g{i}", "q", ["a", "b"], ["answer.", "other."], [1, 0], [2.0, -1.0]) for i in range(400)]
+    noisy = with_noise(groups, 0.5, 40, ["Unrelated words here. More filler text."], seed=0)
+    replaced = [g for g in noisy if g.qid.endswith("#noise")]
+    assert 150 < len(replaced) < 250
+    assert all(g.teacher == [2.0, -1.0] and g.labels == [1, 0] for g in replaced)
+    assert noisy == with_noise(groups, 0.5, 40, ["Unrelated words here. More filler text."], seed=0)

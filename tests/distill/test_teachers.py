@@ -120,3 +120,28 @@ def test_hybrid_teacher_combines_bm25_and_cosine(encoder, tmp_path: Path) -> Non
     scores = hybrid.score(QUERY, docs)
     assert scores[1] < min(scores[0], scores[2])
     assert cosine_only.identity != hybrid.identity and "bm25z*2" in hybrid.identity
+
+
+def test_sentence_windows_pack_whole_sentences_and_cut_long_ones() -> None:
+    from turborank.distill.teachers import sentence_windows
+
+    text = "A b c. D e f g! H i j k l m n o p q r s t. U v."
+    assert sentence_windows(text, 5) == ["A b c.", "D e f g!", "H i j k l", "m n o p q", "r s t. U v."]
+    assert sentence_windows(text, 100) == [text]
+    assert all(len(w.split()) <= 3 for w in sentence_windows(text, 3))
+
+
+def test_maxp_teacher_keeps_an_answer_s_score_inside_unrelated_text(encoder) -> None:
+    from turborank.distill.teachers import HybridTeacher
+
+    query = "when was the Eiffel Tower completed"
+    answer = "The Eiffel Tower in Paris was completed in 1889 for the World's Fair."
+    noise = " ".join(["Annual rainfall in the region varies with elevation, which affects farming."] * 12)
+    docs = [answer, f"{noise} {answer}", f"{answer} {noise}", noise]
+    whole = HybridTeacher(0.0, 20.0, encoder).score(query, docs)
+    maxp = HybridTeacher(0.0, 20.0, encoder, window_words=40)
+    scores = maxp.score(query, docs)
+    assert whole[1] < 0.5 * whole[0]  # mean pooling dilutes the answer: the failure MaxP fixes
+    assert scores[1] == pytest.approx(scores[0], abs=1e-4)  # the answer's own window wins
+    assert scores[2] > 0.9 * scores[0] and scores[3] < 0.3 * scores[0]
+    assert "maxp40w" in maxp.identity and "maxp" not in HybridTeacher(0.0, 20.0, encoder).identity

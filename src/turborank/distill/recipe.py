@@ -422,9 +422,13 @@ def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: d
 
 
 def dev_subset(dev: list[Group], n: int) -> list[Group]:
-    """The first n dev groups, a third from SciFact and the rest from WikiQA (cheaper dev evaluations)."""
-    scifact = [g for g in dev if g.source.startswith("beir-scifact")][: n // 3]
-    return scifact + [g for g in dev if not g.source.startswith("beir-scifact")][: n - len(scifact)]
+    """The first n clean dev groups, a third from SciFact and the rest from WikiQA, plus their copies in
+    noise (cheaper dev evaluations that still see dilution)."""
+    clean = [g for g in dev if not g.qid.endswith("#noise")]
+    scifact = [g for g in clean if g.source.startswith("beir-scifact")][: n // 3]
+    chosen = scifact + [g for g in clean if not g.source.startswith("beir-scifact")][: n - len(scifact)]
+    noisy = {f"{g.qid}#noise" for g in chosen}
+    return chosen + [g for g in dev if g.qid in noisy]
 
 
 class TeacherScorer:
