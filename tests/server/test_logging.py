@@ -60,8 +60,11 @@ def test_app_factory_configures_logging(capsys):
     # Ray Serve and other hosts build the app with create_app and never call run().
     create_app(ServerConfig(model=[f"small={SMALL}"], log_level="debug"))
     logging.getLogger("uvicorn.error").debug("from a host's uvicorn")
-    (line,) = json_lines(capsys.readouterr().err)
+    lines = json_lines(capsys.readouterr().err)
+    (line,) = [line for line in lines if line["logger"] == "uvicorn.error"]
     assert line["message"] == "from a host's uvicorn" and line["level"] == "DEBUG"
+    # The app's own lines (here the warning that no API key is set) come out as JSON too.
+    assert any(line["logger"] == "turborank.server" and line["event"] == "auth_off" for line in lines)
 
 
 def test_log_format_is_checked():
