@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import workloads as w
+from common import hardware
 
 from turborank import Reranker
 from turborank.eval.probes import PASS_RATIO, dilution_curve, wikiqa_probes
@@ -76,7 +76,7 @@ def main() -> None:
 
     reranker = Reranker.from_pretrained(args.model) if args.model else Reranker.from_pretrained()
     print(f"# {reranker.name} ({args.model or 'shipped'})")
-    print(f"# {w.hardware()}; long_documents={args.long_documents}\n")
+    print(f"# {hardware()}; long_documents={args.long_documents}\n")
 
     def count_tokens(text: str) -> int:
         return len(reranker.tokenizer.encode_texts([text])[0])
