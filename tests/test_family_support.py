@@ -78,7 +78,7 @@ def test_server_and_eval_load_these_families(family_dir):
 
     [reranker] = load_models(ServerConfig(model=[f"family={family_dir}"], device="cpu")).values()
     documents = [document for _, document in PAIRS]
-    logits = LocalScorer(reranker, {}).score(PAIRS[0][0], documents)
+    logits = LocalScorer(reranker, {}).score(PAIRS[0][0], documents).values
     expected = reranker.predict_logits([(PAIRS[0][0], d) for d in documents])[:, 0]
     np.testing.assert_allclose(logits, expected, atol=1e-6)
 

@@ -57,6 +57,21 @@ def test_longest_first_matches_the_tokenizers_library(wordpiece, seed):
     assert got.input_ids == expected.ids
 
 
+@pytest.mark.parametrize("max_length", [64, 65])
+def test_longest_first_on_texts_far_past_the_budget_gives_the_odd_token_as_the_library_does(
+    wordpiece, max_length
+):
+    """Pair encoding reads long texts from a prefix; the side that is longer in whole still wins the
+    odd token (the query's prefix alone looks longer here, the document is longer in whole)."""
+    query = "alpha beta gamma " * 40
+    document = "delta " * 100 + "epsilon " * 500
+    reference = Tokenizer.from_str(wordpiece.tokenizer.to_str())
+    reference.enable_truncation(max_length, strategy="longest_first")
+    for q, d in ((query, document), (document, query)):
+        [got] = wordpiece.encode_pairs([(q, d)], max_length, 10_000, truncation="longest_first")
+        assert got.input_ids == reference.encode(q, d).ids
+
+
 @pytest.mark.parametrize(
     ("first", "second", "budget"), [(3, 4, 10), (9, 2, 6), (2, 9, 6), (8, 8, 7), (9, 7, 7)]
 )

@@ -180,8 +180,22 @@ class PairTokenizer:
     ) -> list[PairEncoding]:
         """Encode (query, document) pairs; each distinct text is tokenized once."""
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
+        budget = self.text_budget(max_length)
         # One id past the budget is enough to know a text was truncated.
-        encoded = dict(zip(texts, self.encode_texts(texts, self.text_budget(max_length) + 1), strict=True))
+        encoded = dict(zip(texts, self.encode_texts(texts, budget + 1), strict=True))
+        if truncation == "longest_first" and budget % 2:
+            # When both sides pass half an odd budget, the odd token goes to the side that is longer in
+            # whole, which a prefix cannot tell: those texts are tokenized in full.
+            uncertain = list(
+                dict.fromkeys(
+                    text
+                    for q, d in pairs
+                    if min(len(encoded[q]), len(encoded[d])) > budget // 2
+                    for text in (q, d)
+                    if len(encoded[text]) > budget
+                )
+            )
+            encoded.update(zip(uncertain, self.encode_texts(uncertain), strict=True))
         return [self.join(encoded[q], encoded[d], max_length, max_query_length, truncation) for q, d in pairs]
 
 
