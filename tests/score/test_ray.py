@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -21,6 +22,10 @@ POOL = ("--ray", "--concurrency", "2", "--num-cpus", "0.5", "--threads", "1")
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+    # A job that waits for CPUs fails in minutes, not after Ray's default half hour.
+    from ray.data import DataContext
+
+    DataContext.get_current().execution_no_progress_timeout_s = 180
     yield
     ray.shutdown()
 
@@ -38,6 +43,15 @@ def test_ray_scores_equal_compute_score_and_the_single_process_run(tmp_path, sma
     local = pq.read_table(tmp_path / "local.parquet")
     assert on_ray.column_names == local.column_names
     np.testing.assert_allclose(on_ray["logit"].to_numpy(), local["logit"].to_numpy(), atol=1e-6)
+
+
+def cpus_come_back(total: float, within_s: float = 30) -> bool:
+    deadline = time.monotonic() + within_s
+    while ray.available_resources().get("CPU", 0) < total:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_a_bad_row_stops_the_job_and_a_rerun_resumes_by_id(tmp_path):
@@ -59,6 +73,7 @@ def test_a_bad_row_stops_the_job_and_a_rerun_resumes_by_id(tmp_path):
     )
     code, _ = run_score(*args)
     assert code == 2
+    assert cpus_come_back(2.0), "the failed job's actors still hold their CPUs"
     # The resumed job also runs Ray's checkpoint filter actor (one CPU): one scoring actor fits beside it.
     code, summary = run_score(*args, "--on-error", "skip", "--concurrency", "1")
     assert (

@@ -9,6 +9,7 @@ by ``--id-column``.
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,10 +97,17 @@ def run_on_ray(job: ScoreJob, ray_options: RayOptions) -> Summary:
         dataset = _scored(job, ray_options, tally)
         try:
             _write(dataset, job, resume=resuming)
-        finally:
-            result = ray.get(tally.read.remote())
-            if result.stopped_by:
-                raise InputError(_bad_row_message(result.stopped_by, ray_options))
+        except Exception:
+            if not ray.get(tally.read.remote()).stopped_by:
+                raise
+            # A bad row: reported below, without Ray's wrapper, whose frames hold the dataset.
+        # The pool's actors keep their CPUs until the dataset is collected: a rerun on the same Ray
+        # would wait for them forever.
+        del dataset
+        gc.collect()
+        result = ray.get(tally.read.remote())
+        if result.stopped_by:
+            raise InputError(_bad_row_message(result.stopped_by, ray_options))
     finally:
         if started_here:
             ray.shutdown()

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Request
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, GetJsonSchemaHandler, Tag
+from pydantic_core import CoreSchema
 from starlette.responses import JSONResponse
 
 from .. import __version__
@@ -69,6 +70,21 @@ DIALECTS: dict[type[BaseModel], str] = {
     VllmRerankRequest: "vllm",
     SharedRerankRequest: "shared",
 }
+
+
+class OverlappingBranches:
+    """Documents the body union as ``anyOf``: OpenAPI's ``oneOf`` demands that exactly one branch match,
+    but a shared body is also a valid Infinity and vLLM body (the dialect follows the fields present)."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        schema = handler(core_schema)
+        if "oneOf" in schema:
+            schema["anyOf"] = schema.pop("oneOf")
+        return schema
+
+
 RerankBody = Annotated[
     Annotated[TeiRequest, Tag("tei")]
     | Annotated[InfinityRerankRequest, Tag("infinity")]
@@ -80,6 +96,7 @@ RerankBody = Annotated[
         custom_error_message="the body mixes Infinity's raw_scores with vLLM-only fields "
         f"({', '.join(sorted(VLLM_ONLY_FIELDS))}); send one dialect (vLLM: use_activation=false for logits)",
     ),
+    OverlappingBranches(),
 ]
 
 
