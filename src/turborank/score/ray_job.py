@@ -9,7 +9,6 @@ by ``--id-column``.
 
 from __future__ import annotations
 
-import gc
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,10 @@ class Tally:
     bad_rows: list[str] = field(default_factory=list)
     # The bad row that stopped the job: Ray hands the driver its own exception, without ours as the cause.
     stopped_by: str | None = None
+    workers: list = field(default_factory=list)  # the scoring actors' handles
+
+    def enlist(self, worker) -> None:  # noqa: ANN001 - a Ray actor handle
+        self.workers.append(worker)
 
     def add(self, scored: int, problems: list[str]) -> None:
         self.scored += scored
@@ -62,6 +65,9 @@ class PairScorer:
         self.id_column = id_column
         self.tally = tally
         self.reranker = options.model.load()
+        import ray
+
+        tally.enlist.remote(ray.get_runtime_context().current_actor)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         import ray
@@ -97,17 +103,14 @@ def run_on_ray(job: ScoreJob, ray_options: RayOptions) -> Summary:
         dataset = _scored(job, ray_options, tally)
         try:
             _write(dataset, job, resume=resuming)
-        except Exception:
-            if not ray.get(tally.read.remote()).stopped_by:
-                raise
-            # A bad row: reported below, without Ray's wrapper, whose frames hold the dataset.
-        # The pool's actors keep their CPUs until the dataset is collected: a rerun on the same Ray
-        # would wait for them forever.
-        del dataset
-        gc.collect()
-        result = ray.get(tally.read.remote())
-        if result.stopped_by:
-            raise InputError(_bad_row_message(result.stopped_by, ray_options))
+        finally:
+            result = ray.get(tally.read.remote())
+            # Ray Data frees a failed job's actors only when its dataset is garbage-collected; until then
+            # they hold their CPUs, and a rerun on the same Ray waits for them forever.
+            for worker in result.workers:
+                ray.kill(worker)
+            if result.stopped_by:
+                raise InputError(_bad_row_message(result.stopped_by, ray_options))
     finally:
         if started_here:
             ray.shutdown()
