@@ -186,16 +186,9 @@ class PairTokenizer:
         if truncation == "longest_first" and budget % 2:
             # When both sides pass half an odd budget, the odd token goes to the side that is longer in
             # whole, which a prefix cannot tell: those texts are tokenized in full.
-            uncertain = list(
-                dict.fromkeys(
-                    text
-                    for q, d in pairs
-                    if min(len(encoded[q]), len(encoded[d])) > budget // 2
-                    for text in (q, d)
-                    if len(encoded[text]) > budget
-                )
-            )
-            encoded.update(zip(uncertain, self.encode_texts(uncertain), strict=True))
+            both_long = [pair for pair in pairs if min(len(encoded[text]) for text in pair) > budget // 2]
+            cut = list({text: None for pair in both_long for text in pair if len(encoded[text]) > budget})
+            encoded.update(zip(cut, self.encode_texts(cut), strict=True))
         return [self.join(encoded[q], encoded[d], max_length, max_query_length, truncation) for q, d in pairs]
 
 

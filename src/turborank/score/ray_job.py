@@ -60,13 +60,13 @@ class PairScorer:
     """A Ray Data actor: loads the model once, then scores each batch as the single-process run does."""
 
     def __init__(self, options: ScoreOptions, skip_bad_rows: bool, id_column: str | None, tally) -> None:  # noqa: ANN001
+        import ray
+
         self.options = options
         self.skip_bad_rows = skip_bad_rows
         self.id_column = id_column
         self.tally = tally
         self.reranker = options.model.load()
-        import ray
-
         tally.enlist.remote(ray.get_runtime_context().current_actor)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
