@@ -184,33 +184,47 @@ def test_scifact_train_groups_from_shared_run() -> None:
     assert all(g.labels[0] > 0 and g.labels[1:] == [0] * 7 for g in groups)
 
 
-def test_embed_in_noise_surrounds_every_document_and_keeps_its_score() -> None:
+def test_embed_in_noise_dilutes_about_half_the_documents_and_keeps_their_scores() -> None:
     from turborank.distill.data import Group, embed_in_noise, split_sentences
 
-    group = Group(
-        "q1",
-        "eiffel",
-        ["a", "b"],
-        ["The tower was completed in 1889.", "Bananas are yellow."],
-        [1, 0],
-        [3.0, -1.0],
-        "src",
-    )
+    texts = ["The tower was completed in 1889.", "Bananas are yellow.", "Rivers flow to the sea."]
+    group = Group("q1", "eiffel", ["a", "b", "c"], texts, [1, 0, 0], [3.0, -1.0, 0.5], "src")
     noise = ["Rain falls in spring. Farmers plant corn.", "Cats sleep a lot. Dogs bark at night."]
     rng = random.Random(0)
-    copies = [embed_in_noise(group, noise, rng, max_words=30) for _ in range(50)]
+    copies = [embed_in_noise(group, noise, rng, max_words=30) for _ in range(200)]
+    diluted = 0
     for copy in copies:
-        assert (
-            copy.qid == "q1#noise" and copy.doc_ids == ["a#noise", "b#noise"] and copy.source == "src+noise"
-        )
-        assert copy.teacher == [3.0, -1.0] and copy.labels == [1, 0]
-        for original, text in zip(group.doc_texts, copy.doc_texts, strict=True):
+        assert copy.qid == "q1#noise" and copy.source == "src+noise"
+        assert copy.teacher == [3.0, -1.0, 0.5] and copy.labels == [1, 0, 0]
+        for doc_id, original, text in zip(group.doc_ids, group.doc_texts, copy.doc_texts, strict=True):
             assert original in text
+            assert copy.doc_ids[group.doc_ids.index(doc_id)] == (
+                doc_id if text == original else f"{doc_id}#noise"
+            )
             extra = text.replace(original, "").split()
             assert len(extra) <= 30 + 8  # the budget, plus at most one whole noise sentence past it
             assert all(s in " ".join(noise) for s in split_sentences(text.replace(original, " ").strip()))
-    texts = [c.doc_texts[0] for c in copies]
-    assert any(t.startswith(group.doc_texts[0]) for t in texts)  # after
-    assert any(t.endswith(group.doc_texts[0]) and t != group.doc_texts[0] for t in texts)  # before
-    assert any(not t.startswith(group.doc_texts[0]) and not t.endswith(group.doc_texts[0]) for t in texts)
-    assert group.doc_texts == ["The tower was completed in 1889.", "Bananas are yellow."]  # not mutated
+            diluted += text != original
+    assert 0.4 < diluted / (3 * len(copies)) < 0.6
+    mixed = [c for c in copies if len({t in texts for t in c.doc_texts}) == 2]
+    assert len(mixed) > 100  # most groups hold clean and diluted documents side by side
+    answers = [c.doc_texts[0] for c in copies]
+    assert any(t.startswith(texts[0]) and t != texts[0] for t in answers)  # noise after
+    assert any(t.endswith(texts[0]) and t != texts[0] for t in answers)  # noise before
+    assert any(not t.startswith(texts[0]) and not t.endswith(texts[0]) for t in answers)  # around
+
+
+def test_embed_in_noise_twin_pairs_the_top_document_with_itself_in_the_other_state() -> None:
+    from turborank.distill.data import Group, embed_in_noise
+
+    texts = ["Bananas are yellow.", "The tower was completed in 1889.", "Rivers flow to the sea."]
+    group = Group("q1", "eiffel", ["a", "b", "c"], texts, [0, 1, 0], [-1.0, 3.0, 0.5], "src")
+    rng = random.Random(1)
+    for _ in range(50):
+        copy = embed_in_noise(group, ["Cats sleep a lot. Dogs bark at night."], rng, 30, twin=True)
+        assert copy.doc_ids[2] == "b#twin"
+        assert copy.teacher == [-1.0, 3.0, 3.0] and copy.labels == [0, 1, 1]
+        assert texts[1] in copy.doc_texts[2]
+        assert (copy.doc_texts[1] == texts[1]) != (copy.doc_texts[2] == texts[1])  # one clean, one diluted
+    with pytest.raises(ValueError, match="twin needs teacher scores"):
+        embed_in_noise(Group("q", "x", ["a", "b"], ["t", "u"], [1, 0]), ["Noise."], rng, 30, twin=True)

@@ -62,6 +62,15 @@ def test_supervised_lce_by_hand():
     assert supervised_lce(student, t([[-1, 0, 0], [0, 0, 0]])).item() == 0.0
 
 
+def test_supervised_lce_leaves_other_positives_out_of_the_softmax():
+    # column 1 is relevant too (a second answer, or the positive's twin): not a negative, whatever its logit
+    student = t([[math.log(3.0), 9.0, 0.0, 0.0]]).requires_grad_()
+    loss = supervised_lce(student, t([[1, 1, 0, -1]]))
+    assert loss.item() == pytest.approx(-math.log(0.6), abs=1e-6)
+    loss.backward()
+    assert student.grad[0, 1].item() == 0.0
+
+
 def test_combined_loss_adds_weighted_supervised_term():
     student = t([[math.log(3.0), 0.0, 0.0]])
     teacher = t([[math.log(3.0), 0.0, 0.0]])  # distillation term 0: the student matches the teacher

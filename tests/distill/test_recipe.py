@@ -124,3 +124,5 @@ def test_with_noise_replaces_the_asked_share_and_keeps_scores() -> None:
     assert 150 < len(replaced) < 250
     assert all(g.teacher == [2.0, -1.0] and g.labels == [1, 0] for g in replaced)
     assert noisy == with_noise(groups, 0.5, 40, ["Unrelated words here. More filler text."], seed=0)
+    twins = with_noise(groups, 0.5, 40, ["Unrelated words here."], seed=0, twin=True)
+    assert {g.doc_ids[-1] for g in twins if g.qid.endswith("#noise")} == {"a#twin"}

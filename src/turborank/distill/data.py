@@ -468,31 +468,51 @@ def groups_from_keyword_queries(
 NOISE_PLACES = ("before", "after", "around")
 
 
-def embed_in_noise(group: Group, noise: Sequence[str], rng: random.Random, max_words: int) -> Group:
-    """A copy of ``group`` whose every document sits inside unrelated text, scores and labels unchanged.
+def embed_in_noise(
+    group: Group, noise: Sequence[str], rng: random.Random, max_words: int, twin: bool = False
+) -> Group:
+    """A copy of ``group`` in which about half the documents sit inside unrelated text, scores unchanged.
 
-    Each document gets whole sentences of randomly drawn ``noise`` passages before it, after it or on
-    both sides, up to ``max_words`` words in all (drawn uniformly, so some documents get none). The
-    copy keeps each document's teacher score and label: an answer does not stop being one because
-    other text surrounds it, which is what a student trained only on clean passages fails to learn.
-    Every document, positive or not, is padded alike, so length itself says nothing about relevance.
+    Each document, with probability 1/2 and whatever its relevance, gets whole sentences of randomly
+    drawn ``noise`` passages before it, after it or on both sides, up to ``max_words`` words in all. The
+    copy keeps every teacher score and label: an answer does not stop being one because other text
+    surrounds it. Mixing diluted and clean documents in one group matters: a listwise loss ignores a
+    shift shared by all of a group's scores, so a group diluted throughout cannot teach that a diluted
+    answer keeps its score, only that it keeps its rank.
+
+    With ``twin``, the last document is replaced by the teacher's top document in the other state
+    (diluted if it stayed clean, clean if it was diluted), with the same score and label: the most
+    direct lesson that surrounding text changes nothing. Needs teacher scores and two documents.
     """
-    texts = []
-    for text in group.doc_texts:
-        budget = rng.randint(0, max(0, max_words - len(text.split())))
-        place = rng.choice(NOISE_PLACES)
-        before = rng.randint(0, budget) if place == "around" else budget if place == "before" else 0
-        parts = [_noise_text(noise, before, rng), text, _noise_text(noise, budget - before, rng)]
-        texts.append(" ".join(p for p in parts if p))
-    return Group(
-        f"{group.qid}#noise",
-        group.query,
-        [f"{d}#noise" for d in group.doc_ids],
-        texts,
-        list(group.labels),
-        None if group.teacher is None else list(group.teacher),
-        f"{group.source}+noise",
-    )
+    texts = [_maybe_diluted(text, noise, rng, max_words) for text in group.doc_texts]
+    doc_ids = [
+        d if t == text else f"{d}#noise"
+        for d, t, text in zip(group.doc_ids, texts, group.doc_texts, strict=True)
+    ]
+    labels = list(group.labels)
+    teacher = None if group.teacher is None else list(group.teacher)
+    if twin:
+        if teacher is None or len(texts) < 2:
+            raise ValueError(f"group {group.qid}: a twin needs teacher scores and at least two documents")
+        top = max(range(len(texts) - 1), key=teacher.__getitem__)
+        original = group.doc_texts[top]
+        other = _diluted(original, noise, rng, max_words) if texts[top] == original else original
+        doc_ids[-1] = f"{group.doc_ids[top]}#twin"
+        texts[-1], labels[-1], teacher[-1] = other, labels[top], teacher[top]
+    return Group(f"{group.qid}#noise", group.query, doc_ids, texts, labels, teacher, f"{group.source}+noise")
+
+
+def _maybe_diluted(text: str, noise: Sequence[str], rng: random.Random, max_words: int) -> str:
+    return _diluted(text, noise, rng, max_words) if rng.random() < 0.5 else text
+
+
+def _diluted(text: str, noise: Sequence[str], rng: random.Random, max_words: int) -> str:
+    """``text`` with 1 to about ``max_words - len(text)`` words of noise before, after or around it."""
+    budget = rng.randint(1, max(1, max_words - len(text.split())))
+    place = rng.choice(NOISE_PLACES)
+    before = rng.randint(0, budget) if place == "around" else budget if place == "before" else 0
+    parts = [_noise_text(noise, before, rng), text, _noise_text(noise, budget - before, rng)]
+    return " ".join(p for p in parts if p)
 
 
 def _noise_text(noise: Sequence[str], words: int, rng: random.Random) -> str:

@@ -111,7 +111,9 @@ def supervised_lce(student: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
     Reference: Gao, Dai, Callan 2021, "Rethink Training of BERT Rerankers in Multi-Stage Retrieval
     Pipeline" (https://arxiv.org/abs/2101.08751). Only groups whose column 0 is labelled relevant
-    (label > 0) count; unlabelled documents carry label -1.
+    (label > 0) count; unlabelled documents carry label -1. Other relevant documents of a group (a
+    second answer, or the positive's own copy in other text) are left out of its softmax: they are not
+    negatives.
 
     Args:
         student: (B, n) raw logits, n >= 2.
@@ -124,7 +126,9 @@ def supervised_lce(student: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     has_positive = labels[:, 0] > 0
     if not bool(has_positive.any()):
         return student.sum() * 0.0
-    log_p = F.log_softmax(student[has_positive], dim=-1)
+    other_positive = labels[has_positive] > 0
+    other_positive[:, 0] = False
+    log_p = F.log_softmax(student[has_positive].masked_fill(other_positive, float("-inf")), dim=-1)
     return -log_p[:, 0].mean()
 
 

@@ -7,8 +7,9 @@ training resumes from its saved state):
 
 1. Training groups from ALLOWED data only (``../shared/data``), 8 documents each: SciFact train
    claims (BM25 train run, labelled) and WikiQA train questions (their candidate lists, labelled);
-   WikiQA train questions against the MS MARCO passages pooled in the TREC DL19/DL21 and MS MARCO-dev
-   folders and NFCorpus train/dev queries against the NFCorpus corpus (BM25 top 8, teacher-labelled);
+   WikiQA train questions against the MS MARCO passages pooled in the TREC DL19 and MS MARCO-dev
+   folders (the DL21 pool is held out of everything: ``HELD_OUT``) and NFCorpus train/dev queries
+   against the NFCorpus corpus (BM25 top 8, teacher-labelled);
    and LLM-free keyword pseudo-queries over those MS MARCO passages, the SciFact corpus and the
    NFCorpus corpus (teacher-labelled), which make up most of the data. Evaluation queries and qrels
    (SciFact test, NFCorpus test, DL19, DL21, MS MARCO dev, QMSum test, Llama 2 QA) are never read;
@@ -63,7 +64,10 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[3]
 SHARED_DATA = REPO.parent / "shared" / "data"
 # Corpora of MS MARCO passages, read as unlabeled text only (their queries and qrels are evaluation sets).
-MSMARCO_POOLS = ("trec-dl19-passage-rerank", "trec-dl21-passage-rerank", "msmarco-dev-600q-bm25top20")
+MSMARCO_POOLS = ("trec-dl19-passage-rerank", "msmarco-dev-600q-bm25top20")
+# The MS MARCO-style set that nothing reads: no pseudo-query, negative, noise sentence or BM25 statistic
+# comes from its pool, so its figures are the one MS MARCO-style measure free of the training text.
+HELD_OUT = "trec-dl21-passage-rerank"
 NFCORPUS = "nfcorpus-original-preprocessed"
 
 
@@ -233,7 +237,8 @@ def data_key(config: RecipeConfig) -> str:
         "dev_wikiqa",
         "n_train",
     )
-    text = json.dumps({f: getattr(config, f) for f in fields}, sort_keys=True)
+    settings = {f: getattr(config, f) for f in fields}
+    text = json.dumps({**settings, "pools": MSMARCO_POOLS}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -268,11 +273,13 @@ def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[
 
 
 def with_noise(
-    groups: list[Group], fraction: float, max_words: int, noise: list[str], seed: int
+    groups: list[Group], fraction: float, max_words: int, noise: list[str], seed: int, twin: bool = False
 ) -> list[Group]:
-    """Each group replaced, with probability ``fraction``, by its copy embedded in unrelated text."""
+    """Each group replaced, with probability ``fraction``, by its copy with documents in unrelated text
+    (``data.embed_in_noise``; ``twin`` for training groups, whose copies also pair an answer with itself
+    in the other state)."""
     rng = random.Random(seed)
-    return [embed_in_noise(g, noise, rng, max_words) if rng.random() < fraction else g for g in groups]
+    return [embed_in_noise(g, noise, rng, max_words, twin) if rng.random() < fraction else g for g in groups]
 
 
 def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
@@ -302,7 +309,9 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
         write_groups(scored, scored_path)
     train = read_groups(scored_path)
     if config.noise_fraction:
-        train = with_noise(train, config.noise_fraction, config.noise_max_words, noise, config.seed)
+        train = with_noise(
+            train, config.noise_fraction, config.noise_max_words, noise, config.seed, twin=True
+        )
     return train, dev, teacher_info
 
 
@@ -558,6 +567,12 @@ def main(argv: list[str] | None = None) -> None:
         "--noise-fraction", type=float, default=RecipeConfig.noise_fraction, help="groups embedded in noise"
     )
     parser.add_argument(
+        "--noise-max-words",
+        type=int,
+        default=RecipeConfig.noise_max_words,
+        help="most noise words a copy gets",
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=JSON", help="TrainConfig override, e.g. lr=7e-5"
     )
     args = parser.parse_args(argv)
@@ -574,6 +589,7 @@ def main(argv: list[str] | None = None) -> None:
         max_length=args.max_length,
         n_train=args.n_train,
         noise_fraction=args.noise_fraction,
+        noise_max_words=args.noise_max_words,
         train=overrides,
     )
     if args.stage == "teacher-eval":
