@@ -205,3 +205,56 @@ def test_cli_rank_long_document_flags(capsys, small_dir):
     assert code == 0
     results = {r["index"]: r for r in json.loads(capsys.readouterr().out)}
     assert results[0]["num_chunks"] == 3 and results[1]["num_chunks"] == 1
+
+
+@pytest.fixture()
+def chunking_checkpoint(tmp_path):
+    """The small fixture, declaring in config.json that long documents are read in windows."""
+    import shutil
+
+    directory = tmp_path / "declares-chunk"
+    shutil.copytree(FIXTURES / "small", directory)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "turborank": {"long_documents": "chunk"}}))
+    return directory
+
+
+def test_auto_follows_what_the_checkpoint_declares(chunking_checkpoint, long_document):
+    from turborank.checkpoint import declared_long_documents
+
+    assert declared_long_documents(chunking_checkpoint) == "chunk"
+    assert declared_long_documents(FIXTURES / "small") == "truncate"
+    reranker = Reranker.from_pretrained(chunking_checkpoint, device="cpu")
+    assert reranker.long_documents == "chunk" and reranker.info()["long_documents"] == "chunk"
+    (needle_id,) = reranker.tokenizer.encode_texts([NEEDLE])[0]
+    reranker.engine.backend = NeedleBackend(needle_id)
+    pairs = [["which animal", long_document]]
+    assert reranker.compute_score(pairs) > 0.99  # auto = chunk here
+    assert reranker.compute_score(pairs, long_documents="truncate") < 0.5
+    # a LongDocuments whose mode is auto keeps its other settings and takes the declared mode
+    capped = LongDocuments(mode="auto", max_chunks_per_doc=2)
+    assert reranker.compute_score(pairs, long_documents=capped) < 0.5
+    (result,) = reranker.rerank("which animal", [long_document])
+    assert result.num_chunks == 3
+
+
+def test_auto_truncates_where_nothing_is_declared(needle_reranker, long_document):
+    assert needle_reranker.long_documents == "truncate"
+    assert needle_reranker.compute_score(["which animal", long_document]) < 0.5
+    (result,) = needle_reranker.rerank("which animal", [long_document], long_documents="auto")
+    assert result.num_chunks == 1
+
+
+@pytest.mark.parametrize(("server_mode", "expected"), [("auto", "chunk"), ("truncate", "truncate")])
+def test_server_auto_chunks_for_a_model_that_declares_it(chunking_checkpoint, server_mode, expected):
+    from turborank.server.config import ServerConfig
+    from turborank.server.metrics import Metrics
+    from turborank.server.service import RerankRequest, RerankService, ServedModel
+
+    reranker = Reranker.from_pretrained(chunking_checkpoint, device="cpu")
+    served = {"m": ServedModel("m", reranker, scheduler=None)}  # planning only: nothing is scheduled
+    service = RerankService(ServerConfig(long_documents=server_mode), served, Metrics())
+    options = service.plan_options(RerankRequest(query="q", documents=["d"]), reranker)
+    service.close()
+    mode = options["long_documents"]
+    assert (mode.mode if isinstance(mode, LongDocuments) else mode) == expected

@@ -18,6 +18,7 @@ from .backends import SplitByLength, create_backend
 from .checkpoint import (
     TOKENIZER_FILE,
     declared_activation,
+    declared_long_documents,
     declared_max_length,
     load_model,
     resolve_model_dir,
@@ -177,10 +178,13 @@ class Reranker:
         backend: str = "auto",
         default_max_length: int | None = None,
         activation_fn: Activation | None = None,
+        long_documents: str = "truncate",
     ):
         self.config = model.config
         self.activation_fn = activation_fn or resolve_activation(None, model.config.num_labels)
         self.default_max_length = default_max_length
+        # What long_documents="auto" (every method's default) means for this model: truncate or chunk.
+        self.long_documents = long_documents
         self.tokenizer = tokenizer
         self.device = device or torch.device("cpu")
         self.dtype = dtype
@@ -262,6 +266,7 @@ class Reranker:
             # default that the ALiBi models outgrow (they are trained for 8k and extrapolate).
             default_max_length=None if model.config.uses_alibi else declared_max_length(directory),
             activation_fn=resolve_activation(declared_activation(directory), model.config.num_labels),
+            long_documents=declared_long_documents(directory),
         )
 
     @property
@@ -302,7 +307,7 @@ class Reranker:
         pairs: Sequence[tuple[str, str]],
         max_length: int | None = None,
         truncation: str = "only_second",
-        long_documents: str | LongDocuments = "truncate",
+        long_documents: str | LongDocuments = "auto",
     ) -> tuple[list[PairEncoding], list[int], LongDocuments | None]:
         """Encode pairs, one encoding per pair (``truncate``) or per window of a long document (``chunk``).
 
@@ -310,7 +315,7 @@ class Reranker:
             The encodings, the pair index each belongs to, and the resolved chunking options (None when
             truncating). Chunk windows always keep the query whole up to its cap, whatever ``truncation``.
         """
-        options = resolve_long_documents(long_documents)
+        options = resolve_long_documents(long_documents, self.long_documents)
         if options is None:
             return self.encode(pairs, max_length, truncation), list(range(len(pairs))), None
         max_length = self._check_max_length(max_length)
@@ -337,7 +342,7 @@ class Reranker:
         max_length: int | None = None,
         normalize: bool = True,
         truncation: str = "only_second",
-        long_documents: str | LongDocuments = "truncate",
+        long_documents: str | LongDocuments = "auto",
         show_progress_bar: bool | None = None,
     ) -> float | list[float]:
         """Drop-in for the reference ``compute_score``: sigmoid scores (``normalize``) or raw logits.
@@ -366,7 +371,7 @@ class Reranker:
         documents: Sequence[str],
         max_length: int | None = None,
         truncation: str = "only_second",
-        long_documents: str | LongDocuments = "truncate",
+        long_documents: str | LongDocuments = "auto",
     ) -> ScoringPlan:
         """Validate and tokenize one query against its documents, without scoring.
 
@@ -403,14 +408,16 @@ class Reranker:
         max_length: int | None = None,
         truncation: str = "only_second",
         batch_size: int | None = None,
-        long_documents: str | LongDocuments = "truncate",
+        long_documents: str | LongDocuments = "auto",
         show_progress_bar: bool | None = None,
     ) -> list[RerankResult]:
         """Score every document against the query; results sorted by score, ties in input order.
 
-        ``long_documents``: "truncate" (default) cuts each pair to ``max_length``; "chunk" scores every
-        window of a longer document and keeps the best (``LongDocuments(...)`` sets window size, stride,
-        ``max_chunks_per_doc`` and the aggregation: max, mean_top_k or first). ``show_progress_bar`` as
+        ``long_documents``: "truncate" cuts each pair to ``max_length``; "chunk" scores every window of a
+        longer document and keeps the best (``LongDocuments(...)`` sets window size, stride,
+        ``max_chunks_per_doc`` and the aggregation: max, mean_top_k or first); "auto" (default) does what
+        the checkpoint declares (``self.long_documents``: chunk for turborank's default model, truncate
+        for the others, as the reference does). ``show_progress_bar`` as
         in ``compute_score``.
         """
         _check_top_n(top_n)
@@ -556,6 +563,7 @@ class Reranker:
             "num_labels": c.num_labels,
             "parameters": sum(p.numel() for p in self.engine.backend.model.parameters()),
             "max_length": self.max_length,
+            "long_documents": self.long_documents,
             "max_positions": self.max_positions,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),

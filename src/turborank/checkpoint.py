@@ -143,6 +143,16 @@ def declared_max_length(directory: Path) -> int | None:
     return value if isinstance(value, int) and 8 <= value <= 1_000_000 else None
 
 
+def declared_long_documents(directory: Path) -> str:
+    """How the checkpoint wants documents longer than its default length read: ``"chunk"`` (score
+    windows, keep the best) when config.json's ``turborank`` block says so, else ``"truncate"`` (what
+    the reference does). turborank's default model declares ``chunk``: it reads 384 tokens, and a long
+    RAG chunk's answer may sit anywhere in it."""
+    block = optional_json_field(directory / CONFIG_FILE, "turborank")
+    mode = block.get("long_documents") if isinstance(block, dict) else None
+    return "chunk" if mode == "chunk" else "truncate"
+
+
 def declared_activation(directory: Path) -> str | None:
     """The activation sentence-transformers' CrossEncoder applies in ``predict``, as a dotted path
     (``torch.nn.modules.linear.Identity``), looked up where each of its versions saves it:

@@ -10,14 +10,15 @@ is an aggregate of its windows' logits (taken in logit space; the score is the s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import InputError
 from .tokenization import PairEncoding, PairTokenizer
 
-LONG_DOCUMENT_MODES = ("truncate", "chunk")
+# "auto": what the checkpoint declares (``checkpoint.declared_long_documents``), else truncate.
+LONG_DOCUMENT_MODES = ("auto", "truncate", "chunk")
 DEFAULT_TOP_K = 3  # windows averaged by mean_top_k
 
 
@@ -81,10 +82,17 @@ class LongDocuments:
         return 1 if self.mode == "truncate" else self.max_chunks_per_doc
 
 
-def resolve_long_documents(value: str | LongDocuments) -> LongDocuments | None:
-    """``"truncate"`` -> None (plain truncation); ``"chunk"`` -> default chunking; options pass through."""
+def resolve_long_documents(
+    value: str | LongDocuments, model_default: str = "truncate"
+) -> LongDocuments | None:
+    """``"truncate"`` -> None (plain truncation); ``"chunk"`` -> default chunking; options pass through.
+
+    ``"auto"`` (alone or as a ``LongDocuments`` mode) takes ``model_default``, the checkpoint's own mode.
+    """
     if isinstance(value, LongDocuments):
-        return value
+        return replace(value, mode=model_default) if value.mode == "auto" else value
+    if value == "auto":
+        value = model_default
     if value == "truncate":
         return None
     if value == "chunk":

@@ -65,8 +65,9 @@ def add_long_document_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--long-documents",
         choices=LONG_DOCUMENT_MODES,
-        default="truncate",
-        help="truncate (default) to --max-length, or chunk: score overlapping windows, aggregate them",
+        default="auto",
+        help="truncate to --max-length, chunk (score overlapping windows, aggregate them), or auto "
+        "(default): what the model declares (chunk for the default model, else truncate)",
     )
     parser.add_argument(
         "--chunk-size", type=int, default=None, help="document tokens per window (default: all that fit)"
@@ -257,7 +258,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         "--max-length", type=int, default=None, help="tokens per pair (loco: 512, 2048 and 8192)"
     )
     model.add_argument("--truncation", choices=["only_second", "longest_first"], default="only_second")
-    model.add_argument("--long-documents", choices=["truncate", "chunk"], default=None)
+    model.add_argument("--long-documents", choices=["auto", "truncate", "chunk"], default=None)
     model.add_argument("--endpoint", metavar="URL", help="score through a rerank server instead of --model")
     model.add_argument("--api-format", choices=["jina", "cohere", "tei"], default="jina")
     model.add_argument("--api-key", default=None, help="bearer token (or $TURBORANK_EVAL_API_KEY)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,19 @@ def test_with_noise_replaces_the_asked_share_and_keeps_scores() -> None:
     assert noisy == with_noise(groups, 0.5, 40, ["Unrelated words here. More filler text."], seed=0)
     twins = with_noise(groups, 0.5, 40, ["Unrelated words here."], seed=0, twin=True)
     assert {g.doc_ids[-1] for g in twins if g.qid.endswith("#noise")} == {"a#twin"}
+
+
+def test_declare_chunking_makes_auto_read_windows(tmp_path) -> None:
+    import shutil
+
+    from conftest import FIXTURES
+
+    from turborank.checkpoint import declared_long_documents
+    from turborank.distill.recipe import declare_chunking
+
+    shutil.copytree(FIXTURES / "small", tmp_path / "m")
+    before = json.loads((tmp_path / "m" / "config.json").read_text())
+    declare_chunking(tmp_path / "m")
+    after = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert after == {**before, "turborank": {"long_documents": "chunk"}}
+    assert declared_long_documents(tmp_path / "m") == "chunk"

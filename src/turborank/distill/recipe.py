@@ -21,6 +21,7 @@ training resumes from its saved state):
    head, is trained 5,500 steps of 4 groups with listwise KL (plus LCE on the labelled groups), and
    the best dev checkpoint is written to ``--out`` (bf16, published layout).
 5. The default pair length (``model_max_length``) is chosen on the dev set among 192-512 tokens.
+6. config.json declares ``long_documents: chunk``: longer documents are scored window by window.
 
 Uses a GPU when one is present (TrainConfig.device="auto"); the CPU numbers in the model card come
 from the 2-core CPU it was trained on.
@@ -372,6 +373,7 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
         train_config.extra["probe_r2"] = r2
     out = train(model, tokenizer_dir, groups, train_config, dev_subset(dev, config.dev_train_groups))
     choose_inference_length(out, dev, config.inference_lengths, Path(config.work_dir))
+    declare_chunking(out)
     write_recipe_card(config, groups, teacher_info, out)
     return out
 
@@ -405,6 +407,20 @@ def choose_inference_length(
     record = {"dev_ndcg@10_by_max_length": scores, "chosen": best, "dev_groups": len(dev)}
     (work_dir / "inference_length.json").write_text(json.dumps(record, indent=2) + "\n")
     return best
+
+
+def declare_chunking(checkpoint: Path) -> None:
+    """Step 6: the model reads long documents in windows by default (``long_documents="auto"``).
+
+    It reads ``model_max_length`` tokens (384 or so) and was trained to keep an answer's score inside
+    that much unrelated text, so the best window stands for the document; truncating would drop any
+    answer past the first window of a long RAG chunk.
+    """
+    from ..checkpoint import CONFIG_FILE
+
+    path = checkpoint / CONFIG_FILE
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "turborank": {"long_documents": "chunk"}}, indent=2) + "\n")
 
 
 def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: dict, out: Path) -> Path:

@@ -81,7 +81,8 @@ class LocalScorer:
             "backend": reranker.backend_name,  # int8 scores must not be served from the fp32 cache
             "threads": torch.get_num_threads() if reranker.device.type == "cpu" else None,
             "scores": "logits",
-            **{k: v for k, v in options.items() if k != "max_length"},
+            "long_documents": reranker.long_documents,  # what "auto" means for this checkpoint
+            **{k: v for k, v in options.items() if k != "max_length" and v != "auto"},
         }
         # The weights hash stands for the model wherever it lives; the device stays in because scores
         # (and the timings cached with them) differ slightly between CPU and GPU kernels.

@@ -69,7 +69,7 @@ class ScoreOptions:
     model: ModelOptions = field(default_factory=ModelOptions)
     max_length: int | None = None
     truncation: str = "only_second"
-    long_documents: LongDocuments | str = "truncate"
+    long_documents: LongDocuments | str = "auto"
 
 
 def score_table(reranker: Reranker, table: pa.Table, options: ScoreOptions) -> pa.Table:

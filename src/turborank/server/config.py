@@ -92,9 +92,10 @@ class ServerConfig:
         "ask for (default: the model's default length; requests may ask up to its position limit)",
     )
     long_documents: str = _setting(
-        "truncate",
-        "truncate (score each pair's first --max-tokens-per-doc tokens) or chunk (score windows, keep the "
-        "best); requests with Cohere's max_chunks_per_doc are chunked either way",
+        "auto",
+        "truncate (score each pair's first --max-tokens-per-doc tokens), chunk (score windows, keep the "
+        "best) or auto: what the model declares (chunk for the default model, else truncate); requests "
+        "with Cohere's max_chunks_per_doc are chunked either way",
     )
     max_chunks_per_doc: int = _setting(10, "windows scored per document in chunk mode (Cohere's default)")
     auto_truncate: bool = _setting(

@@ -120,7 +120,8 @@ class RerankService:
             "truncation": "only_second",
             "long_documents": "truncate",
         }
-        if request.max_chunks_per_doc is not None or self.config.long_documents == "chunk":
+        mode = reranker.long_documents if self.config.long_documents == "auto" else self.config.long_documents
+        if request.max_chunks_per_doc is not None or mode == "chunk":
             chunks = min(
                 v for v in (self.config.max_chunks_per_doc, request.max_chunks_per_doc) if v is not None
             )
