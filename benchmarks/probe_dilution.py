@@ -5,7 +5,7 @@ topics, placed before, after or around it (``turborank.eval.probes``). Prints, p
 place, the mean score inside noise over the mean score alone and the share of probes that keep at
 least 0.8 of their score; then the hand-written probes of the model card's "known failure modes".
 
-    python benchmarks/probe_dilution.py [--model DIR] [--probes 243] [--long-documents chunk]
+    python benchmarks/probe_dilution.py [--model DIR] [--probes 243] [--long-documents auto|truncate|chunk]
 """
 
 from __future__ import annotations
@@ -70,13 +70,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     parser.add_argument("--probes", type=int, default=None, help="first N probes (default: all 243)")
-    parser.add_argument("--long-documents", default="truncate", help="truncate (default) or chunk")
+    parser.add_argument(
+        "--long-documents",
+        choices=("auto", "truncate", "chunk"),
+        default="auto",
+        help="auto (default: what the model declares), truncate or chunk",
+    )
     parser.add_argument("--data", type=Path, default=WIKIQA_TEST, help="the wikiqa-answer-selection folder")
     args = parser.parse_args()
 
     reranker = Reranker.from_pretrained(args.model) if args.model else Reranker.from_pretrained()
     print(f"# {reranker.name} ({args.model or 'shipped'})")
-    print(f"# {hardware()}; long_documents={args.long_documents}\n")
+    mode = reranker.long_documents if args.long_documents == "auto" else args.long_documents
+    print(f"# {hardware()}; long_documents={args.long_documents} ({mode}), {reranker.max_length} tokens\n")
 
     def count_tokens(text: str) -> int:
         return len(reranker.tokenizer.encode_texts([text])[0])

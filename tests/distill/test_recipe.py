@@ -143,3 +143,45 @@ def test_declare_chunking_makes_auto_read_windows(tmp_path) -> None:
     after = json.loads((tmp_path / "m" / "config.json").read_text())
     assert after == {**before, "turborank": {"long_documents": "chunk"}}
     assert declared_long_documents(tmp_path / "m") == "chunk"
+
+
+def test_platt_recovers_the_scaling_that_generated_the_labels() -> None:
+    from turborank.distill.recipe import platt
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(20_000, generator=generator) * 3
+    labels = (torch.rand(20_000, generator=generator) < torch.sigmoid(0.5 * logits - 1.0)).float()
+    a, b = platt(logits, labels)
+    assert a == pytest.approx(0.5, abs=0.03) and b == pytest.approx(-1.0, abs=0.05)
+
+
+def test_calibrate_folds_the_fit_into_the_classifier_and_keeps_the_ranking(tmp_path) -> None:
+    import shutil
+
+    from turborank import Reranker
+    from turborank.distill.recipe import calibrate
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(FIXTURE, checkpoint)
+    texts = [
+        [" ".join(WORDS[(i + k) % 10 : (i + k) % 10 + n]) for k, n in ((0, 1), (3, 3), (6, 2))]
+        for i in range(8)
+    ]
+    dev = [Group(f"q{i}", WORDS[i], ["a", "b", "c"], texts[i], [1, 0, None]) for i in range(8)]
+    pairs = [(g.query, t) for g in dev for t in g.doc_texts]
+    before = Reranker.from_pretrained(checkpoint, device="cpu").compute_score(pairs, normalize=False)
+    a, b = calibrate(checkpoint, dev, tmp_path)
+    after = Reranker.from_pretrained(checkpoint, device="cpu").compute_score(pairs, normalize=False)
+    # bf16 weights: the folded head is rounded, so the affine map holds to bf16 precision
+    assert after == pytest.approx([a * x + b for x in before], abs=0.05 * max(1.0, abs(a)))
+    record = json.loads((tmp_path / "calibration.json").read_text())
+    assert record == {"a": a, "b": b, "pairs": 16, "positives": 8}  # unlabelled documents left out
+
+
+def test_platt_refuses_perfectly_separated_labels() -> None:
+    from turborank.distill.recipe import platt
+
+    with pytest.raises(ValueError, match="do not separate them"):
+        platt(torch.tensor([-2.0, -1.0, 1.0, 2.0]), torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="both labels"):
+        platt(torch.tensor([-2.0, 1.0]), torch.tensor([1.0, 1.0]))

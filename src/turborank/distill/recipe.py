@@ -21,7 +21,8 @@ training resumes from its saved state):
    head, is trained 5,500 steps of 4 groups with listwise KL (plus LCE on the labelled groups), and
    the best dev checkpoint is written to ``--out`` (bf16, published layout).
 5. The default pair length (``model_max_length``) is chosen on the dev set among 192-512 tokens.
-6. config.json declares ``long_documents: chunk``: longer documents are scored window by window.
+6. The classifier is calibrated on the dev labels (Platt scaling), so scores read as P(relevant).
+7. config.json declares ``long_documents: chunk``: longer documents are scored window by window.
 
 Uses a GPU when one is present (TrainConfig.device="auto"); the CPU numbers in the model card come
 from the 2-core CPU it was trained on.
@@ -372,8 +373,7 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
         log.info("linear probe on %d groups: R^2 %.3f", config.probe_groups, r2)
         train_config.extra["probe_r2"] = r2
     out = train(model, tokenizer_dir, groups, train_config, dev_subset(dev, config.dev_train_groups))
-    choose_inference_length(out, dev, config.inference_lengths, Path(config.work_dir))
-    declare_chunking(out)
+    finish_checkpoint(out, dev, config.inference_lengths, Path(config.work_dir))
     write_recipe_card(config, groups, teacher_info, out)
     return out
 
@@ -409,8 +409,68 @@ def choose_inference_length(
     return best
 
 
+def finish_checkpoint(checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path) -> None:
+    """Steps 5-7 on a trained checkpoint: default length, calibrated scores, chunking declared."""
+    choose_inference_length(checkpoint, dev, lengths, work_dir)
+    calibrate(checkpoint, dev, work_dir)
+    declare_chunking(checkpoint)
+
+
+def calibrate(checkpoint: Path, dev: list[Group], work_dir: Path, max_docs: int = 10) -> tuple[float, float]:
+    """Step 6: Platt scaling of the classifier on the dev labels, so a score reads as P(relevant).
+
+    Listwise losses ignore a shift (and the LCE term a scale) shared by a group's logits, so nothing in
+    training pins where the sigmoid sits: a trained student may give clear answers 0.05 and users who
+    threshold ``relevance_score`` get nonsense. Fitting ``sigmoid(a * logit + b)`` to the dev set's
+    binary labels (log loss; Platt 1999) and folding ``a`` and ``b`` into the classifier changes no
+    ranking. Returns (a, b); the fit is kept in ``calibration.json``.
+    """
+    from ..api import Reranker
+    from ..checkpoint import load_model, save_checkpoint
+
+    reranker = Reranker.from_pretrained(checkpoint, device="cpu")
+    pairs, labels = [], []
+    for group in dev:
+        for text, label in zip(group.doc_texts[:max_docs], group.labels[:max_docs], strict=False):
+            if label is not None:
+                pairs.append((group.query, text))
+                labels.append(float(label > 0))
+    # Scored as the shipped model will score them: window by window (step 7 declares it).
+    scores = reranker.compute_score(pairs, normalize=False, long_documents="chunk", show_progress_bar=False)
+    logits = torch.tensor(scores)
+    a, b = platt(logits, torch.tensor(labels))
+    model = load_model(checkpoint)
+    with torch.no_grad():
+        model.classifier.bias.mul_(a).add_(b)
+        model.classifier.weight.mul_(a)
+    save_checkpoint(model, checkpoint, checkpoint)
+    record = {"a": a, "b": b, "pairs": len(pairs), "positives": int(sum(labels))}
+    (work_dir / "calibration.json").write_text(json.dumps(record, indent=2) + "\n")
+    log.info("calibration on %d dev pairs: sigmoid(%.3f * logit %+.3f)", len(pairs), a, b)
+    return a, b
+
+
+def platt(logits: torch.Tensor, labels: torch.Tensor, steps: int = 50) -> tuple[float, float]:
+    """(a, b) minimising the log loss of ``sigmoid(a * logits + b)`` against 0/1 labels (Newton steps).
+
+    Raises:
+        ValueError: one class is missing or the logits separate the labels (the fit has no finite optimum).
+    """
+    positives, negatives = logits[labels > 0.5], logits[labels <= 0.5]
+    if not len(positives) or not len(negatives) or positives.min() > negatives.max():
+        raise ValueError("no Platt fit: both labels are needed, and logits that do not separate them")
+    x = torch.stack([logits.double(), torch.ones_like(logits, dtype=torch.float64)], dim=1)  # (N, 2)
+    y = labels.double()
+    theta = torch.zeros(2, dtype=torch.float64)  # p = 1/2 everywhere: a well-conditioned first step
+    for _ in range(steps):
+        p = torch.sigmoid(x @ theta)
+        hessian = x.T @ (x * (p * (1 - p))[:, None]) + 1e-9 * torch.eye(2, dtype=torch.float64)
+        theta = theta - torch.linalg.solve(hessian, x.T @ (p - y))
+    return float(theta[0]), float(theta[1])
+
+
 def declare_chunking(checkpoint: Path) -> None:
-    """Step 6: the model reads long documents in windows by default (``long_documents="auto"``).
+    """Step 7: the model reads long documents in windows by default (``long_documents="auto"``).
 
     It reads ``model_max_length`` tokens (384 or so) and was trained to keep an answer's score inside
     that much unrelated text, so the best window stands for the document; truncating would drop any
@@ -563,9 +623,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--stage",
-        choices=("data", "all", "length", "teacher-eval"),
+        choices=("data", "all", "finish", "teacher-eval"),
         default="all",
-        help="'data' stops before training; 'length' reruns step 5 on --out; 'teacher-eval' measures "
+        help="'data' stops before training; 'finish' reruns steps 5-7 on --out; 'teacher-eval' measures "
         "the chosen teacher on --datasets",
     )
     parser.add_argument("--datasets", nargs="*", default=[], help="folders under --data for teacher-eval")
@@ -610,9 +670,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.stage == "teacher-eval":
         evaluate_teacher(config, args.datasets, Path(config.work_dir) / "teacher-eval", args.k)
-    elif args.stage == "length":
+    elif args.stage == "finish":
         _, dev, _ = prepare(config)
-        choose_inference_length(config.out_dir, dev, config.inference_lengths, Path(config.work_dir))
+        finish_checkpoint(config.out_dir, dev, config.inference_lengths, Path(config.work_dir))
     else:
         run(config, args.stage)
 
