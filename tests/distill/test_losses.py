@@ -109,3 +109,17 @@ def test_unknown_loss_lists_names():
         get_loss("ranknet")
     with pytest.raises(InputError, match="temperature"):
         listwise_kl(t([[0.0, 1.0]]), t([[0.0, 1.0]]), temperature=0.0)
+
+
+def test_twin_consistency_by_hand():
+    from turborank.distill.losses import twin_consistency
+
+    student = t([[1.0, 3.0, 0.0], [2.0, 0.0, 5.0], [9.0, 9.0, 9.0]]).requires_grad_()
+    twins = torch.tensor([[1, 2], [0, 2], [-1, -1]])  # the third group has no twin
+    loss = twin_consistency(student, twins)
+    assert loss.item() == pytest.approx((3.0**2 + 3.0**2) / 2)
+    loss.backward()
+    assert student.grad[2].abs().sum().item() == 0.0 and student.grad[0, 0].item() == 0.0
+    assert twin_consistency(student, torch.full((3, 2), -1)).item() == 0.0
+    with pytest.raises(InputError, match=r"twins must be \(B, 2\)"):
+        twin_consistency(student, torch.tensor([1, 2, 0]))

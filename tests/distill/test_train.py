@@ -292,3 +292,38 @@ def test_groups_without_teacher_scores_are_refused(tmp_path):
     groups[2].teacher = None
     with pytest.raises(InputError, match="no teacher scores"):
         train(load_model(SMALL).train(), SMALL, groups, config(tmp_path, max_steps=1))
+
+
+def test_twin_columns_find_a_document_and_its_twin_in_other_text() -> None:
+    from turborank.distill.train import twin_columns
+
+    assert twin_columns(["a", "b#noise", "c", "b#twin"]) == (1, 3)
+    assert twin_columns(["a", "b", "c#noise", "b#twin"]) == (1, 3)
+    assert twin_columns(["a", "b", "c"]) == (-1, -1)
+
+
+def test_twin_weight_pulls_a_document_and_its_diluted_twin_together(tmp_path):
+    from turborank.distill.data import embed_in_noise
+
+    rng = random.Random(0)
+    noise = ["Kettle meadow harbor island. Jungle garden echo falcon delta."]
+    groups = [embed_in_noise(g, noise, rng, 30, twin=True) for g in make_groups(16)]
+
+    tokenizer = PairTokenizer.from_file(SMALL / "tokenizer.json")
+
+    def twin_gap(model: torch.nn.Module) -> float:
+        data = encode_train_groups(groups, tokenizer, cfg)
+        model.eval()
+        with torch.no_grad():
+            pairs = [p for row in data.pairs for p in row]
+            batch = collate(pairs, 0, True)
+            logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids)[:, 0].view(16, 4)
+        columns = data.twins
+        return (logits.gather(1, columns[:, :1]) - logits.gather(1, columns[:, 1:])).abs().mean().item()
+
+    cfg = config(tmp_path, max_steps=12, lr=3e-3, dropout=0.0)
+    plain = twin_gap(load_model(train(load_model(SMALL).train(), SMALL, groups, cfg)))
+    cfg = config(tmp_path / "twin", max_steps=12, lr=3e-3, dropout=0.0, twin_weight=5.0)
+    assert (encode_train_groups(groups, tokenizer, cfg).twins >= 0).all()  # every group has its twin
+    pulled = twin_gap(load_model(train(load_model(SMALL).train(), SMALL, groups, cfg)))
+    assert pulled < 0.5 * plain, (pulled, plain)

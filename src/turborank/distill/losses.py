@@ -132,6 +132,30 @@ def supervised_lce(student: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -log_p[:, 0].mean()
 
 
+def twin_consistency(student: torch.Tensor, twins: torch.Tensor) -> torch.Tensor:
+    """Mean squared gap between a document's logit and its twin's: the same text alone and inside
+    unrelated text (``data.embed_in_noise``) must score alike.
+
+    A listwise loss over eight documents gives one twin pair an eighth of a softmax to agree on; this
+    term asks for agreement directly, in logits, whatever the other documents score.
+
+    Args:
+        student: (B, n) raw logits.
+        twins: (B, 2) long, the columns of each group's document and its twin; -1 where the group has none.
+
+    Returns:
+        Scalar loss; 0 (with a gradient path) when no group has a twin.
+    """
+    if twins.dim() != 2 or twins.shape != (student.shape[0], 2):
+        raise InputError(f"twin_consistency: twins must be (B, 2) for {tuple(student.shape)} logits")
+    has_twin = twins[:, 0] >= 0
+    if not bool(has_twin.any()):
+        return student.sum() * 0.0
+    rows = student[has_twin]
+    pairs = twins[has_twin]
+    return (rows.gather(1, pairs[:, :1]) - rows.gather(1, pairs[:, 1:])).pow(2).mean()
+
+
 LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 LOSSES: dict[str, LossFn] = {
     "listwise_kl": listwise_kl,

@@ -32,7 +32,7 @@ from ..engine import Engine, TorchBackend, collate
 from ..errors import InputError
 from ..model import JinaBertForSequenceClassification
 from ..tokenization import PairEncoding, PairTokenizer
-from .losses import combined_loss, get_loss
+from .losses import combined_loss, get_loss, twin_consistency
 
 if TYPE_CHECKING:
     from .data import Group
@@ -54,6 +54,7 @@ class TrainConfig:
     loss: str = "listwise_kl"
     temperature: float = 1.0  # listwise_kl softmax temperature; higher = softer teacher
     supervised_weight: float = 0.0  # weight of the LCE term on labelled groups; 0 = pure distillation
+    twin_weight: float = 0.0  # weight of losses.twin_consistency on groups with a twin; 0 = off
     lr: float = 5e-5  # peak AdamW learning rate
     weight_decay: float = 0.01  # on matrices only, not biases and LayerNorms
     warmup_ratio: float = 0.1  # fraction of steps of linear warmup from 0 to lr
@@ -115,6 +116,7 @@ class EncodedGroups:
     lengths: np.ndarray  # (G,) longest pair of each group
     teacher: torch.Tensor | None  # (G, n) float32 teacher scores, None when no group has them
     labels: torch.Tensor  # (G, n) float32 labels, -1 where unknown
+    twins: torch.Tensor  # (G, 2) long: columns of a document and its twin in other text, -1 where none
 
 
 def encode_group_pairs(
@@ -163,7 +165,22 @@ def encode_train_groups(
         lengths=np.array([max(len(p) for p in row) for row in pairs]),
         teacher=torch.tensor([g.teacher[:n] for g in kept], dtype=torch.float32) if needs_teacher else None,
         labels=torch.tensor(labels, dtype=torch.float32),
+        twins=torch.tensor([twin_columns(g.doc_ids[:n]) for g in kept], dtype=torch.long),
     )
+
+
+def twin_columns(doc_ids: Sequence[str]) -> tuple[int, int]:
+    """(original, twin) columns of a group's ``<id>#twin`` document (``data.embed_in_noise``), or (-1, -1).
+
+    The original keeps its id, or ``<id>#noise`` where it was diluted itself.
+    """
+    for twin, doc_id in enumerate(doc_ids):
+        if doc_id.endswith("#twin"):
+            original = doc_id.removesuffix("#twin")
+            for column, other in enumerate(doc_ids):
+                if other in (original, f"{original}#noise"):
+                    return column, twin
+    return -1, -1
 
 
 def batch_schedule(
@@ -455,6 +472,8 @@ def train(
                     config.temperature,
                     config.supervised_weight,
                 )
+                if config.twin_weight:
+                    loss = loss + config.twin_weight * twin_consistency(student, data.twins[index].to(device))
                 (loss / config.grad_accum).backward()
                 window_loss += loss.item() / config.grad_accum
                 window_pairs += len(index) * n
