@@ -88,7 +88,7 @@ def main() -> None:
         return len(reranker.tokenizer.encode_texts([text])[0])
 
     def score(pairs: list[tuple[str, str]]) -> list[float]:
-        return reranker.compute_score(pairs, long_documents=args.long_documents)
+        return reranker.compute_score(pairs, long_documents=args.long_documents, show_progress_bar=False)
 
     probes = wikiqa_probes(args.data / "test.candidates.jsonl", args.probes)
     print(f"{len(probes)} probes (WikiQA test answers); pass = score inside noise >= {PASS_RATIO} x alone\n")

@@ -31,6 +31,7 @@ RECIPE_FIELDS = (
     "loss",
     "temperature",
     "supervised_weight",
+    "twin_weight",
     "lr",
     "warmup_ratio",
     "decay",
