@@ -8,7 +8,7 @@ from turborank.server.config import ServerConfig
 from turborank.server.service import RerankRequest, RerankService
 
 # Like the shipped default model: tuned for 384 tokens per pair, position table of 512.
-RERANKER = SimpleNamespace(max_length=384, max_positions=512)
+RERANKER = SimpleNamespace(max_length=384, max_positions=512, long_documents="truncate")
 
 
 def pair_length(server_limit: int | None, requested: int | None) -> int:
