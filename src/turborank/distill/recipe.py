@@ -501,6 +501,7 @@ def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: d
         "unlabeled text: the MS MARCO passages of " + ", ".join(MSMARCO_POOLS) + ", the SciFact corpus and "
         "the NFCorpus corpus (their evaluation queries and qrels never read)"
     )
+    data.append(f"held out of everything (not even read as text): {HELD_OUT}")
     card = model_card(
         "turborank default model",
         summarize_run(Path(config.work_dir) / "train"),

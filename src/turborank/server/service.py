@@ -19,7 +19,7 @@ from pydantic import Field, WithJsonSchema
 from starlette.requests import Request
 
 from ..api import Reranker, RerankResult, ScoringPlan
-from ..chunking import LongDocuments
+from ..chunking import LongDocuments, resolve_long_documents
 from .config import ServerConfig
 from .errors import (
     ClientClosed,
@@ -120,8 +120,8 @@ class RerankService:
             "truncation": "only_second",
             "long_documents": "truncate",
         }
-        mode = reranker.long_documents if self.config.long_documents == "auto" else self.config.long_documents
-        if request.max_chunks_per_doc is not None or mode == "chunk":
+        chunked = resolve_long_documents(self.config.long_documents, reranker.long_documents) is not None
+        if request.max_chunks_per_doc is not None or chunked:
             chunks = min(
                 v for v in (self.config.max_chunks_per_doc, request.max_chunks_per_doc) if v is not None
             )
