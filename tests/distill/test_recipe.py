@@ -11,12 +11,15 @@ import torch
 from turborank.checkpoint import load_model
 from turborank.distill.data import Group
 from turborank.distill.recipe import (
+    RecipeConfig,
     TeacherScorer,
     choose_inference_length,
     dev_subset,
+    evaluate_teacher,
     fit_head,
     nfcorpus_train_queries,
 )
+from turborank.distill.teachers import HybridTeacher
 from turborank.eval.scoring import Scores
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "small"
@@ -185,3 +188,27 @@ def test_platt_refuses_perfectly_separated_labels() -> None:
         platt(torch.tensor([-2.0, -1.0, 1.0, 2.0]), torch.tensor([0.0, 0.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match="both labels"):
         platt(torch.tensor([-2.0, 1.0]), torch.tensor([1.0, 1.0]))
+
+
+def test_teacher_eval_rebuilds_the_recorded_teacher_window_included(tmp_path) -> None:
+    tiny = tmp_path / "data" / "tiny"
+    (tiny / "qrels").mkdir(parents=True)
+    texts = {"d1": "Canberra is the capital of Australia.", "d2": "Bananas are yellow."}
+    lines = [json.dumps({"_id": doc_id, "title": "", "text": text}) for doc_id, text in texts.items()]
+    (tiny / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    (tiny / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "capital of Australia"}) + "\n")
+    (tiny / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    teacher = HybridTeacher(0.0, RecipeConfig.cosine_scale, window_words=48)
+    recorded = {"identity": teacher.identity, "bm25_weight": 0.0, "window_words": 48}
+    (work / "teacher.json").write_text(json.dumps(recorded))
+    config = RecipeConfig(data_dir=tmp_path / "data", work_dir=work)
+    records = evaluate_teacher(config, ["tiny"], tmp_path / "out", k=2)
+    reranked = [r for r in records if r["stage"] == "reranked"]
+    assert [r["system"] for r in reranked] == ["hybrid-teacher"]
+    assert reranked[0]["measures"]["NDCG@10"] == 1.0
+
+    (work / "teacher.json").write_text(json.dumps({"identity": teacher.identity}))
+    with pytest.raises(RuntimeError, match="rerun --stage data"):
+        evaluate_teacher(config, ["tiny"], tmp_path / "out2")

@@ -306,7 +306,12 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
     scored_path = work / f"train-{key}.scored.{len(train)}.jsonl"
     log.info("groups: %d train, %d dev", len(train), len(dev))
     teacher, results = choose_teacher(config, dev, work)
-    teacher_info = {"identity": teacher.identity, "dev_ndcg@10_by_bm25_weight": results}
+    teacher_info = {
+        "identity": teacher.identity,
+        "bm25_weight": teacher.bm25_weight,
+        "window_words": teacher.window_words,
+        "dev_ndcg@10_by_bm25_weight": results,
+    }
     teacher_path.write_text(json.dumps(teacher_info, indent=2) + "\n")
     if not scored_path.is_file():
         with TeacherCache(work / "teacher.sqlite", teacher.identity) as cache:
@@ -553,9 +558,14 @@ def evaluate_teacher(
     work = Path(config.work_dir)
     info = json.loads((work / "teacher.json").read_text())
     encoder = BiEncoder()
-    weight = float(info["identity"].split("bm25z*")[1].split("+")[0])
+    if "bm25_weight" not in info:
+        raise RuntimeError(f"{work / 'teacher.json'} predates the recorded settings: rerun --stage data")
     teacher = HybridTeacher(
-        weight, config.cosine_scale, encoder, EmbeddingCache(work / "embeddings.sqlite", encoder.identity)
+        info["bm25_weight"],
+        config.cosine_scale,
+        encoder,
+        EmbeddingCache(work / "embeddings.sqlite", encoder.identity),
+        window_words=info["window_words"],
     )
     if teacher.identity != info["identity"]:
         raise RuntimeError(f"teacher {teacher.identity!r} differs from the recorded {info['identity']!r}")
