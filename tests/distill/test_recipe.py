@@ -13,13 +13,14 @@ from turborank.distill.data import Group
 from turborank.distill.recipe import (
     RecipeConfig,
     TeacherScorer,
-    choose_inference_length,
+    choose_reading,
     dev_subset,
     evaluate_teacher,
     fit_head,
     nfcorpus_train_queries,
 )
 from turborank.distill.teachers import HybridTeacher
+from turborank.errors import InputError
 from turborank.eval.scoring import Scores
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "small"
@@ -92,7 +93,7 @@ def test_nfcorpus_training_queries_come_from_train_and_dev_only(tmp_path) -> Non
     }
 
 
-def test_the_inference_length_is_chosen_on_the_dev_set_and_written_as_the_default(tmp_path) -> None:
+def test_the_reading_is_chosen_on_the_dev_set_and_written_as_the_default(tmp_path) -> None:
     import json
     import shutil
 
@@ -100,15 +101,37 @@ def test_the_inference_length_is_chosen_on_the_dev_set_and_written_as_the_defaul
     shutil.copytree(FIXTURE, checkpoint)
     texts = [[" ".join(WORDS[i : i + n] * 20) for n in (1, 3, 5)] for i in range(6)]
     dev = [Group(f"q{i}", WORDS[i], ["a", "b", "c"], texts[i], [1, 0, 0]) for i in range(6)]
-    best = choose_inference_length(checkpoint, dev, (16, 24, 64), tmp_path)
+    best = choose_reading(checkpoint, dev, (16, 24, 64), tmp_path)
     record = json.loads((tmp_path / "inference_length.json").read_text())
-    scores = {int(k): v for k, v in record["dev_ndcg@10_by_max_length"].items()}
-    assert sorted(scores) == [16, 24, 64] and record["chosen"] == best
-    assert scores[best] == max(scores.values())
-    assert best == min(n for n, v in scores.items() if round(v, 4) == round(scores[best], 4))  # ties: shorter
+    scores = {tuple(key.split(",")): v for key, v in record["dev_ndcg@10"].items()}
+    assert sorted(scores) == [(n, m) for n in ("16", "24", "64") for m in ("chunk", "truncate")]
+    assert record["chosen"] == {"max_length": best[0], "long_documents": best[1]}
+    assert scores[(str(best[0]), best[1])] == max(scores.values())
+    ties = [(int(n), m) for (n, m), v in scores.items() if round(v, 4) == round(max(scores.values()), 4)]
+    assert best == min(ties, key=lambda key: (key[0], key[1] != "truncate"))  # ties: shorter, then truncate
     tokenizer_config = json.loads((checkpoint / "tokenizer_config.json").read_text())
-    assert tokenizer_config["model_max_length"] == best
+    assert tokenizer_config["model_max_length"] == best[0]
     assert tokenizer_config["do_lower_case"] is True  # the rest of the file is kept
+
+
+def test_windows_and_truncation_differ_on_documents_longer_than_the_pair(tmp_path) -> None:
+    from turborank import Reranker
+    from turborank.distill.train import group_ndcg
+
+    # The answer word sits past the first window, so only the windowed reading can see it.
+    filler = " ".join(["filler"] * 60)
+    dev = [
+        Group(f"q{i}", WORDS[i], ["a", "b"], [f"{filler} {WORDS[i]} {WORDS[i]}", f"{filler} filler"], [1, 0])
+        for i in range(4)
+    ]
+    reranker = Reranker.from_pretrained(FIXTURE, device="cpu")
+    pairs = [(g.query, t) for g in dev for t in g.doc_texts]
+    truncated = reranker.compute_score(pairs, max_length=24, long_documents="truncate", normalize=False)
+    windows = reranker.compute_score(pairs, max_length=24, long_documents="chunk", normalize=False)
+    assert truncated[0::2] == pytest.approx(truncated[1::2])  # both read the same filler
+    assert group_ndcg(dev, windows, 10) != group_ndcg(dev, truncated, 10)
+    with pytest.raises(InputError, match="3 scores for 8 dev documents"):
+        group_ndcg(dev, windows[:3], 10)
 
 
 def test_dev_subset_adds_the_noise_copies_of_the_groups_it_picks() -> None:
@@ -132,20 +155,24 @@ def test_with_noise_replaces_the_asked_share_and_keeps_scores() -> None:
     assert {g.doc_ids[-1] for g in twins if g.qid.endswith("#noise")} == {"a#twin"}
 
 
-def test_declare_chunking_makes_auto_read_windows(tmp_path) -> None:
+def test_the_declared_mode_is_what_auto_reads(tmp_path) -> None:
     import shutil
 
     from conftest import FIXTURES
 
     from turborank.checkpoint import declared_long_documents
-    from turborank.distill.recipe import declare_chunking
+    from turborank.distill.recipe import declare_long_documents
 
     shutil.copytree(FIXTURES / "small", tmp_path / "m")
     before = json.loads((tmp_path / "m" / "config.json").read_text())
-    declare_chunking(tmp_path / "m")
+    declare_long_documents(tmp_path / "m", "chunk")
     after = json.loads((tmp_path / "m" / "config.json").read_text())
     assert after == {**before, "turborank": {"long_documents": "chunk"}}
     assert declared_long_documents(tmp_path / "m") == "chunk"
+    declare_long_documents(tmp_path / "m", "truncate")
+    assert declared_long_documents(tmp_path / "m") == "truncate"
+    with pytest.raises(ValueError, match="truncate or chunk"):
+        declare_long_documents(tmp_path / "m", "auto")
 
 
 def test_platt_recovers_the_scaling_that_generated_the_labels() -> None:

@@ -22,9 +22,10 @@ training resumes from its saved state):
    twin-consistency term; half the groups have about half their documents inside unrelated text, and
    a twin of their top document in the other state (``with_noise``). The best dev checkpoint is
    written to ``--out`` (bf16, published layout).
-5. The default pair length (``model_max_length``) is chosen on the dev set among 192-512 tokens.
+5. The default pair length (``model_max_length``) and long-document mode (truncate, or the best window
+   of that length) are chosen on the dev set among 128-384 tokens.
 6. The classifier is calibrated on the dev labels (Platt scaling), so scores read as P(relevant).
-7. config.json declares ``long_documents: chunk``: longer documents are scored window by window.
+7. config.json declares the chosen mode, which ``long_documents="auto"`` follows.
 
 Uses a GPU when one is present (TrainConfig.device="auto"); the CPU numbers in the model card come
 from the 2-core CPU it was trained on.
@@ -114,8 +115,9 @@ class RecipeConfig:
     num_threads: int | None = None  # torch CPU threads; None: torch's default (every core)
     # bf16 autocast on the CPU too: on CPUs with AMX / AVX512-BF16 a training step is ~1.6x faster.
     cpu_bf16: bool = True
-    # Default pair lengths tried on the dev set after training (step 5); the best becomes model_max_length.
-    inference_lengths: tuple[int, ...] = (192, 256, 384, 512)
+    # Pair lengths tried on the dev set after training, truncating and in windows (step 5); the best
+    # becomes model_max_length and the declared long-document mode.
+    inference_lengths: tuple[int, ...] = (128, 192, 256, 384)
     probe_groups: int = 400  # groups for the linear-probe head init (0: keep the random head)
     dev_train_groups: int = 90  # dev groups scored during training (a third SciFact, the rest WikiQA)
     train: dict = field(default_factory=dict)  # TrainConfig overrides
@@ -389,45 +391,55 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
     return out
 
 
-def choose_inference_length(
-    checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path
-) -> int:
-    """Step 5: the pair length the shipped model scores best at on the dev set, written as its default.
+def choose_reading(
+    checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path, max_docs: int = 10
+) -> tuple[int, str]:
+    """Step 5: the pair length and long-document mode the model scores best at on the dev set.
 
-    The student trains on 192-token pairs, so longer inputs reach position embeddings that
-    distillation never tuned; whether they help is measured, not assumed. The winner (the shorter on a
-    tie) becomes ``model_max_length`` in tokenizer_config.json, which turborank reads as the default
-    ``max_length`` of absolute-position models; the sweep is kept in ``inference_length.json``.
+    Each length is tried truncating documents and reading them in windows of that length (the best
+    window stands for the document, as the MaxP teacher's best 48-word window does). Short windows can
+    win even on documents that would fit whole: on v3b's dev set 192-token windows beat truncation at
+    256 and 320 (SciFact dev 0.799 vs 0.783 / 0.766). The winner (the shorter, then truncation, on a tie)
+    becomes ``model_max_length`` in tokenizer_config.json, the default ``max_length`` of
+    absolute-position models; the sweep is kept in ``inference_length.json``.
     """
-    from ..checkpoint import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, load_model
-    from ..tokenization import PairTokenizer
-    from .train import TrainConfig, dev_ndcg, encode_group_pairs
+    from ..api import Reranker
+    from ..checkpoint import TOKENIZER_CONFIG_FILE
+    from .train import group_ndcg
 
-    model = load_model(checkpoint)
-    tokenizer = PairTokenizer.from_file(checkpoint / TOKENIZER_FILE, model.config.pad_token_id)
-    query_tokens, use_types = TrainConfig.max_query_length, model.config.uses_token_type_ids
+    reranker = Reranker.from_pretrained(checkpoint, device="cpu")
+    pairs = [(g.query, text) for g in dev for text in g.doc_texts[:max_docs]]
     scores = {}
     for length in lengths:
-        pairs = encode_group_pairs(dev, tokenizer, length, query_tokens, TrainConfig.dev_max_docs)
-        scores[length] = dev_ndcg(model, tokenizer, dev, pairs, torch.device("cpu"), use_types)
-        log.info("dev NDCG@10 at max_length %d: %.4f", length, scores[length])
-    best = max(lengths, key=lambda n: (round(scores[n], 4), -n))
+        for mode in ("truncate", "chunk"):
+            logits = reranker.compute_score(
+                pairs, max_length=length, long_documents=mode, normalize=False, show_progress_bar=False
+            )
+            scores[(length, mode)] = group_ndcg(dev, logits, max_docs)
+            log.info("dev NDCG@10 at max_length %d, %s: %.4f", length, mode, scores[(length, mode)])
+    length, mode = max(scores, key=lambda key: (round(scores[key], 4), -key[0], key[1] == "truncate"))
     config_path = checkpoint / TOKENIZER_CONFIG_FILE
     tokenizer_config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    config_path.write_text(json.dumps({**tokenizer_config, "model_max_length": best}) + "\n")
-    record = {"dev_ndcg@10_by_max_length": scores, "chosen": best, "dev_groups": len(dev)}
+    config_path.write_text(json.dumps({**tokenizer_config, "model_max_length": length}) + "\n")
+    record = {
+        "dev_ndcg@10": {f"{n},{m}": v for (n, m), v in scores.items()},
+        "chosen": {"max_length": length, "long_documents": mode},
+        "dev_groups": len(dev),
+    }
     (work_dir / "inference_length.json").write_text(json.dumps(record, indent=2) + "\n")
-    return best
+    return length, mode
 
 
 def finish_checkpoint(checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path) -> None:
-    """Steps 5-7 on a trained checkpoint: default length, calibrated scores, chunking declared."""
-    choose_inference_length(checkpoint, dev, lengths, work_dir)
-    calibrate(checkpoint, dev, work_dir)
-    declare_chunking(checkpoint)
+    """Steps 5-7 on a trained checkpoint: default reading, calibrated scores, long-document mode declared."""
+    _, mode = choose_reading(checkpoint, dev, lengths, work_dir)
+    calibrate(checkpoint, dev, work_dir, long_documents=mode)
+    declare_long_documents(checkpoint, mode)
 
 
-def calibrate(checkpoint: Path, dev: list[Group], work_dir: Path, max_docs: int = 10) -> tuple[float, float]:
+def calibrate(
+    checkpoint: Path, dev: list[Group], work_dir: Path, max_docs: int = 10, long_documents: str = "chunk"
+) -> tuple[float, float]:
     """Step 6: Platt scaling of the classifier on the dev labels, so a score reads as P(relevant).
 
     Listwise losses ignore a shift (and the LCE term a scale) shared by a group's logits, so nothing in
@@ -446,8 +458,10 @@ def calibrate(checkpoint: Path, dev: list[Group], work_dir: Path, max_docs: int 
             if label is not None:
                 pairs.append((group.query, text))
                 labels.append(float(label > 0))
-    # Scored as the shipped model will score them: window by window (step 7 declares it).
-    scores = reranker.compute_score(pairs, normalize=False, long_documents="chunk", show_progress_bar=False)
+    # Scored as the shipped model will score them (step 7 declares the mode).
+    scores = reranker.compute_score(
+        pairs, normalize=False, long_documents=long_documents, show_progress_bar=False
+    )
     logits = torch.tensor(scores)
     a, b = platt(logits, torch.tensor(labels))
     model = load_model(checkpoint)
@@ -480,18 +494,18 @@ def platt(logits: torch.Tensor, labels: torch.Tensor, steps: int = 50) -> tuple[
     return float(theta[0]), float(theta[1])
 
 
-def declare_chunking(checkpoint: Path) -> None:
-    """Step 7: the model reads long documents in windows by default (``long_documents="auto"``).
-
-    It reads ``model_max_length`` tokens (384 or so) and was trained to keep an answer's score inside
-    that much unrelated text, so the best window stands for the document; truncating would drop any
-    answer past the first window of a long RAG chunk.
+def declare_long_documents(checkpoint: Path, mode: str) -> None:
+    """Step 7: config.json names the long-document mode step 5 chose, which ``long_documents="auto"``
+    follows. With "chunk" the model reads long documents window by window, as it was trained to keep an
+    answer's score inside a window of unrelated text; truncating drops any answer past the first window.
     """
     from ..checkpoint import CONFIG_FILE
 
+    if mode not in ("truncate", "chunk"):
+        raise ValueError(f"long-document mode must be truncate or chunk, got {mode!r}")
     path = checkpoint / CONFIG_FILE
     config = json.loads(path.read_text())
-    path.write_text(json.dumps({**config, "turborank": {"long_documents": "chunk"}}, indent=2) + "\n")
+    path.write_text(json.dumps({**config, "turborank": {"long_documents": mode}}, indent=2) + "\n")
 
 
 def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: dict, out: Path) -> Path:

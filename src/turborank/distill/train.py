@@ -214,24 +214,29 @@ def dev_ndcg(
     use_token_type_ids: bool,
 ) -> float:
     """NDCG@10 of the model reranking each dev group's documents (turborank.eval.metrics.evaluate)."""
+    engine = Engine(TorchBackend(model, device, torch.float32), tokenizer.pad_token_id, use_token_type_ids)
+    logits = engine.run([p for row in dev_pairs for p in row])[:, 0]
+    model.train()  # TorchBackend switched it to eval mode
+    return group_ndcg(dev, logits.tolist(), max(len(row) for row in dev_pairs))
+
+
+def group_ndcg(groups: Sequence[Group], scores: Sequence[float], max_docs: int) -> float:
+    """NDCG@10 of ``scores`` (the first ``max_docs`` documents of each group, in order) against the labels."""
     from ..eval.metrics import evaluate
 
-    engine = Engine(TorchBackend(model, device, torch.float32), tokenizer.pad_token_id, use_token_type_ids)
-    flat = [p for row in dev_pairs for p in row]
-    logits = engine.run(flat)[:, 0]
-    model.train()  # TorchBackend switched it to eval mode
+    expected = sum(len(group.doc_ids[:max_docs]) for group in groups)
+    if expected != len(scores):
+        raise InputError(f"{len(scores)} scores for {expected} dev documents")
     run: dict[str, dict[str, float]] = {}
     qrels: dict[str, dict[str, int]] = {}
     offset = 0
-    for group, row in zip(dev, dev_pairs, strict=True):
-        ids = group.doc_ids[: len(row)]
-        run.setdefault(group.qid, {}).update(
-            zip(ids, logits[offset : offset + len(row)].tolist(), strict=True)
-        )
+    for group in groups:
+        ids = group.doc_ids[:max_docs]
+        run.setdefault(group.qid, {}).update(zip(ids, scores[offset : offset + len(ids)], strict=True))
         judged = {d: int(lab) for d, lab in zip(ids, group.labels, strict=False) if lab is not None}
         if any(v > 0 for v in judged.values()):
             qrels.setdefault(group.qid, {}).update(judged)
-        offset += len(row)
+        offset += len(ids)
     if not qrels:
         raise InputError("the dev groups have no relevant (label > 0) documents: NDCG@10 is undefined")
     return evaluate(run, qrels, [DEV_MEASURE])[DEV_MEASURE]
