@@ -17,8 +17,10 @@ import numpy as np
 from .errors import InputError
 from .tokenization import PairEncoding, PairTokenizer
 
-# "auto": what the checkpoint declares (``checkpoint.declared_long_documents``), else truncate.
-LONG_DOCUMENT_MODES = ("auto", "truncate", "chunk")
+# The two ways to read a document longer than a pair; "auto": what the checkpoint declares
+# (``checkpoint.declared_long_documents``), else truncate.
+READING_MODES = ("truncate", "chunk")
+LONG_DOCUMENT_MODES = ("auto", *READING_MODES)
 DEFAULT_TOP_K = 3  # windows averaged by mean_top_k
 
 

@@ -101,7 +101,9 @@ def test_the_reading_is_chosen_on_the_dev_set_and_written_as_the_default(tmp_pat
     shutil.copytree(FIXTURE, checkpoint)
     texts = [[" ".join(WORDS[i : i + n] * 20) for n in (1, 3, 5)] for i in range(6)]
     dev = [Group(f"q{i}", WORDS[i], ["a", "b", "c"], texts[i], [1, 0, 0]) for i in range(6)]
-    best = choose_reading(checkpoint, dev, (16, 24, 64), tmp_path)
+    *best, logits = choose_reading(checkpoint, dev, (16, 24, 64), tmp_path)
+    best = tuple(best)
+    assert len(logits) == 18  # the winner's logits of every dev document, for calibration
     record = json.loads((tmp_path / "inference_length.json").read_text())
     scores = {tuple(key.split(",")): v for key, v in record["dev_ndcg@10"].items()}
     assert sorted(scores) == [(n, m) for n in ("16", "24", "64") for m in ("chunk", "truncate")]
@@ -200,7 +202,7 @@ def test_calibrate_folds_the_fit_into_the_classifier_and_keeps_the_ranking(tmp_p
     dev = [Group(f"q{i}", WORDS[i], ["a", "b", "c"], texts[i], [1, 0, None]) for i in range(8)]
     pairs = [(g.query, t) for g in dev for t in g.doc_texts]
     before = Reranker.from_pretrained(checkpoint, device="cpu").compute_score(pairs, normalize=False)
-    a, b = calibrate(checkpoint, dev, tmp_path)
+    a, b = calibrate(checkpoint, dev, before, tmp_path)
     after = Reranker.from_pretrained(checkpoint, device="cpu").compute_score(pairs, normalize=False)
     # bf16 weights: the folded head is rounded, so the affine map holds to bf16 precision
     assert after == pytest.approx([a * x + b for x in before], abs=0.05 * max(1.0, abs(a)))

@@ -393,7 +393,7 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
 
 def choose_reading(
     checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path, max_docs: int = 10
-) -> tuple[int, str]:
+) -> tuple[int, str, list[float]]:
     """Step 5: the pair length and long-document mode the model scores best at on the dev set.
 
     Each length is tried truncating documents and reading them in windows of that length (the best
@@ -402,20 +402,24 @@ def choose_reading(
     256 and 320 (SciFact dev 0.799 vs 0.783 / 0.766). The winner (the shorter, then truncation, on a tie)
     becomes ``model_max_length`` in tokenizer_config.json, the default ``max_length`` of
     absolute-position models; the sweep is kept in ``inference_length.json``.
+
+    Returns:
+        (length, mode, the winner's logits of each group's first ``max_docs`` documents, for step 6).
     """
     from ..api import Reranker
     from ..checkpoint import TOKENIZER_CONFIG_FILE
+    from ..chunking import READING_MODES
     from .train import group_ndcg
 
     reranker = Reranker.from_pretrained(checkpoint, device="cpu")
     pairs = [(g.query, text) for g in dev for text in g.doc_texts[:max_docs]]
-    scores = {}
+    scores, logits = {}, {}
     for length in lengths:
-        for mode in ("truncate", "chunk"):
-            logits = reranker.compute_score(
+        for mode in READING_MODES:
+            logits[(length, mode)] = reranker.compute_score(
                 pairs, max_length=length, long_documents=mode, normalize=False, show_progress_bar=False
             )
-            scores[(length, mode)] = group_ndcg(dev, logits, max_docs)
+            scores[(length, mode)] = group_ndcg(dev, logits[(length, mode)], max_docs)
             log.info("dev NDCG@10 at max_length %d, %s: %.4f", length, mode, scores[(length, mode)])
     length, mode = max(scores, key=lambda key: (round(scores[key], 4), -key[0], key[1] == "truncate"))
     config_path = checkpoint / TOKENIZER_CONFIG_FILE
@@ -427,18 +431,18 @@ def choose_reading(
         "dev_groups": len(dev),
     }
     (work_dir / "inference_length.json").write_text(json.dumps(record, indent=2) + "\n")
-    return length, mode
+    return length, mode, logits[(length, mode)]
 
 
 def finish_checkpoint(checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path) -> None:
     """Steps 5-7 on a trained checkpoint: default reading, calibrated scores, long-document mode declared."""
-    _, mode = choose_reading(checkpoint, dev, lengths, work_dir)
-    calibrate(checkpoint, dev, work_dir, long_documents=mode)
+    _, mode, dev_logits = choose_reading(checkpoint, dev, lengths, work_dir)
+    calibrate(checkpoint, dev, dev_logits, work_dir)
     declare_long_documents(checkpoint, mode)
 
 
 def calibrate(
-    checkpoint: Path, dev: list[Group], work_dir: Path, max_docs: int = 10, long_documents: str = "chunk"
+    checkpoint: Path, dev: list[Group], dev_logits: list[float], work_dir: Path, max_docs: int = 10
 ) -> tuple[float, float]:
     """Step 6: Platt scaling of the classifier on the dev labels, so a score reads as P(relevant).
 
@@ -446,32 +450,26 @@ def calibrate(
     training pins where the sigmoid sits: a trained student may give clear answers 0.05 and users who
     threshold ``relevance_score`` get nonsense. Fitting ``sigmoid(a * logit + b)`` to the dev set's
     binary labels (log loss; Platt 1999) and folding ``a`` and ``b`` into the classifier changes no
-    ranking. Returns (a, b); the fit is kept in ``calibration.json``.
+    ranking. ``dev_logits`` are the checkpoint's logits of each group's first ``max_docs`` documents, as
+    the shipped model reads them (step 5's winner); unlabelled documents are left out of the fit.
+    Returns (a, b); the fit is kept in ``calibration.json``.
     """
-    from ..api import Reranker
     from ..checkpoint import load_model, save_checkpoint
 
-    reranker = Reranker.from_pretrained(checkpoint, device="cpu")
-    pairs, labels = [], []
-    for group in dev:
-        for text, label in zip(group.doc_texts[:max_docs], group.labels[:max_docs], strict=False):
-            if label is not None:
-                pairs.append((group.query, text))
-                labels.append(float(label > 0))
-    # Scored as the shipped model will score them (step 7 declares the mode).
-    scores = reranker.compute_score(
-        pairs, normalize=False, long_documents=long_documents, show_progress_bar=False
-    )
-    logits = torch.tensor(scores)
-    a, b = platt(logits, torch.tensor(labels))
+    labels = [label for group in dev for label in group.labels[:max_docs]]
+    if len(labels) != len(dev_logits):
+        raise ValueError(f"{len(dev_logits)} dev logits for {len(labels)} dev documents")
+    kept = [i for i, label in enumerate(labels) if label is not None]
+    targets = torch.tensor([float(labels[i] > 0) for i in kept])
+    a, b = platt(torch.tensor([dev_logits[i] for i in kept]), targets)
     model = load_model(checkpoint)
     with torch.no_grad():
         model.classifier.bias.mul_(a).add_(b)
         model.classifier.weight.mul_(a)
     save_checkpoint(model, checkpoint, checkpoint)
-    record = {"a": a, "b": b, "pairs": len(pairs), "positives": int(sum(labels))}
+    record = {"a": a, "b": b, "pairs": len(kept), "positives": int(targets.sum())}
     (work_dir / "calibration.json").write_text(json.dumps(record, indent=2) + "\n")
-    log.info("calibration on %d dev pairs: sigmoid(%.3f * logit %+.3f)", len(pairs), a, b)
+    log.info("calibration on %d dev pairs: sigmoid(%.3f * logit %+.3f)", len(kept), a, b)
     return a, b
 
 
@@ -500,8 +498,9 @@ def declare_long_documents(checkpoint: Path, mode: str) -> None:
     answer's score inside a window of unrelated text; truncating drops any answer past the first window.
     """
     from ..checkpoint import CONFIG_FILE
+    from ..chunking import READING_MODES
 
-    if mode not in ("truncate", "chunk"):
+    if mode not in READING_MODES:
         raise ValueError(f"long-document mode must be truncate or chunk, got {mode!r}")
     path = checkpoint / CONFIG_FILE
     config = json.loads(path.read_text())
