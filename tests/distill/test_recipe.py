@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from turborank.distill.recipe import (
     RecipeConfig,
     TeacherScorer,
     choose_reading,
+    choose_teacher,
+    cross_encoder_member,
     dev_subset,
     evaluate_teacher,
     fit_head,
@@ -238,6 +241,34 @@ def test_teacher_eval_rebuilds_the_recorded_teacher_window_included(tmp_path) ->
     assert [r["system"] for r in reranked] == ["hybrid-teacher"]
     assert reranked[0]["measures"]["NDCG@10"] == 1.0
 
+    member = cross_encoder_member(str(FIXTURE), 64)
+    teacher = HybridTeacher(0.0, RecipeConfig.cosine_scale, window_words=48, cross_encoder=member)
+    teacher.cross_encoder_weight = 0.5
+    recorded |= {"cross_encoder": str(FIXTURE), "cross_encoder_weight": 0.5, "cross_encoder_length": 64}
+    (work / "teacher.json").write_text(json.dumps({**recorded, "identity": teacher.identity}))
+    records = evaluate_teacher(config, ["tiny"], tmp_path / "out-member", k=2)
+    assert [r["system"] for r in records if r["stage"] == "reranked"] == ["hybrid-teacher"]
+
     (work / "teacher.json").write_text(json.dumps({"identity": teacher.identity}))
     with pytest.raises(RuntimeError, match="rerun --stage data"):
         evaluate_teacher(config, ["tiny"], tmp_path / "out2")
+
+
+def test_choose_teacher_sweeps_the_cross_encoder_member_weight_on_the_dev_set(tmp_path: Path) -> None:
+    dev = [
+        Group("q1", "capital of France", ["a", "b"], ["Paris is the capital of France.", "Bananas."], [1, 0]),
+        Group("q2", "yellow fruit", ["c", "d"], ["Oslo is in Norway.", "Bananas are yellow."], [0, 1]),
+    ]
+    config = RecipeConfig(
+        window_words=(None,),
+        bm25_weights=(0.0,),
+        cross_encoder=str(FIXTURE),
+        cross_encoder_weights=(0.0, 1.0),
+    )
+    teacher, results = choose_teacher(config, dev, tmp_path)
+    assert set(results) == {"window=None,bm25=0,ce=0", "window=None,bm25=0,ce=1"}
+    best = max(results.values())
+    assert results[f"window=None,bm25=0,ce={teacher.cross_encoder_weight:g}"] == best
+    assert ("+ce*1" in teacher.identity) == (teacher.cross_encoder_weight == 1.0)
+    without, plain = choose_teacher(replace(config, cross_encoder=None), dev, tmp_path)
+    assert set(plain) == {"window=None,bm25=0"} and without.cross_encoder is None

@@ -34,6 +34,19 @@ def test_local_teacher_returns_raw_logits() -> None:
     assert "sha256=" in teacher.identity and "max_length=64" in teacher.identity
 
 
+def test_local_teacher_in_windows_scores_each_document_by_its_best_window() -> None:
+    long_doc = " ".join(["Bananas are yellow and rich in potassium."] * 30) + " " + DOCS[0]
+    windows = LocalTeacher(FIXTURE, max_length=32, long_documents="chunk")
+    expected = Reranker.from_pretrained(FIXTURE).compute_score(
+        [(QUERY, d) for d in [*DOCS, long_doc]], normalize=False, max_length=32, long_documents="chunk"
+    )
+    assert windows.score(QUERY, [*DOCS, long_doc]) == pytest.approx(expected, abs=1e-6)
+    assert windows.score_pairs([(QUERY, DOCS[0])]) == pytest.approx(expected[:1], abs=1e-6)
+    assert windows.score_pairs([]) == []
+    truncating = LocalTeacher(FIXTURE, max_length=32)
+    assert windows.identity == truncating.identity + ":chunk"  # old caches keep the truncating name
+
+
 def test_score_file_teacher_reads_tsv_trec_and_jsonl(tmp_path: Path) -> None:
     (tmp_path / "s.tsv").write_text("qid\tdoc_id\tscore\nq1\td1\t2.5\nq1\td2\t-1\n")
     (tmp_path / "s.trec").write_text("q1 Q0 d1 1 2.5 run\nq1 Q0 d2 2 -1 run\n")
@@ -120,6 +133,22 @@ def test_hybrid_teacher_combines_bm25_and_cosine(encoder, tmp_path: Path) -> Non
     scores = hybrid.score(QUERY, docs)
     assert scores[1] < min(scores[0], scores[2])
     assert cosine_only.identity != hybrid.identity and "bm25z*2" in hybrid.identity
+
+
+def test_hybrid_teacher_adds_its_cross_encoder_member(encoder) -> None:
+    from turborank.distill.teachers import HybridTeacher
+
+    docs = [*DOCS, "France is a country; its capital is Paris."]
+    member = LocalTeacher(FIXTURE, max_length=64, long_documents="chunk")
+    base = HybridTeacher(0.5, 20.0, encoder, window_words=40)
+    joined = HybridTeacher(0.5, 20.0, encoder, window_words=40, cross_encoder=member)
+    joined.cross_encoder_weight = 2.0
+    expected = np.array(base.score(QUERY, docs)) + 2.0 * np.array(member.score(QUERY, docs))
+    assert joined.score(QUERY, docs) == pytest.approx(expected.tolist(), abs=1e-4)
+    assert member.identity in joined.identity and "+ce*2" in joined.identity
+    joined.cross_encoder_weight = 0.0  # a member weighted 0 is no member: same scores, same cache
+    assert joined.identity == base.identity
+    assert joined.score(QUERY, docs) == pytest.approx(base.score(QUERY, docs), abs=1e-6)
 
 
 def test_sentence_windows_pack_whole_sentences_and_cut_long_ones() -> None:

@@ -121,6 +121,8 @@ def score_groups(
         chunk = todo[start : start + PREFETCH_GROUPS]
         if hasattr(teacher, "prefetch"):
             teacher.prefetch([t for i in chunk for t in (groups[i].query, *groups[i].doc_texts)])
+        if hasattr(teacher, "prefetch_pairs"):
+            teacher.prefetch_pairs([(groups[i].query, d) for i in chunk for d in groups[i].doc_texts])
         for n, i in enumerate(chunk, 1):
             group = groups[i]
             if hasattr(teacher, "score_ids"):

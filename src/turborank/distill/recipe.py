@@ -34,6 +34,7 @@ from the 2-core CPU it was trained on.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import random
@@ -62,7 +63,7 @@ from .data import (
     read_groups,
     write_groups,
 )
-from .teachers import BiEncoder, HybridTeacher
+from .teachers import BiEncoder, HybridTeacher, LocalTeacher
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,12 @@ class RecipeConfig:
     # MaxP window sizes (words) tried for the teacher's cosine on the dev set; None: the whole text.
     window_words: tuple[int | None, ...] = (None, 48)
     cosine_scale: float = 20.0
+    # Self-distillation (issue 12): an earlier student joins the teacher, read in windows of
+    # ``cross_encoder_length`` tokens (best window per document, as the MaxP cosine reads 48-word ones);
+    # its weight (times its raw logit) is chosen on the dev set among ``cross_encoder_weights``.
+    cross_encoder: str | None = None
+    cross_encoder_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    cross_encoder_length: int = 128
     # Share of training groups replaced by their copy embedded in unrelated text (data.embed_in_noise),
     # and the most noise words a copy gets; the dev set gets such a copy of every group too.
     noise_fraction: float = 0.5
@@ -256,27 +263,43 @@ def dev_ndcg_of_teacher(teacher: HybridTeacher, dev: list[Group]) -> float:
     return evaluate(run, qrels, ["NDCG@10"])["NDCG@10"]
 
 
+def cross_encoder_member(path: str | None, length: int) -> LocalTeacher | None:
+    """The earlier student that joins the teacher, reading each document's best ``length``-token window."""
+    if path is None:
+        return None
+    return LocalTeacher(path, max_length=length, long_documents="chunk", device="cpu")
+
+
 def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[HybridTeacher, dict]:
-    """The hybrid teacher (BM25 weight, MaxP window) that scores best on the dev set, and every result."""
+    """The hybrid teacher (MaxP window, BM25 weight, cross-encoder weight) that scores best on the dev
+    set, and every result (ties go to less BM25, then less cross-encoder)."""
     encoder = BiEncoder()
     embeddings = EmbeddingCache(work / "embeddings.sqlite", encoder.identity)
-    teacher = HybridTeacher(0.0, config.cosine_scale, encoder, embeddings)
+    member = cross_encoder_member(config.cross_encoder, config.cross_encoder_length)
+    teacher = HybridTeacher(0.0, config.cosine_scale, encoder, embeddings, cross_encoder=member)
+    member_weights = config.cross_encoder_weights if member is not None else (0.0,)
     results = {}
     for window in config.window_words:
         teacher.window_words = window
         teacher.prefetch([t for g in dev for t in (g.query, *g.doc_texts)])
-        for weight in config.bm25_weights:
-            teacher.bm25_weight = weight
-            results[(window, weight)] = dev_ndcg_of_teacher(teacher, dev)
+        for weight, member_weight in itertools.product(config.bm25_weights, member_weights):
+            teacher.bm25_weight, teacher.cross_encoder_weight = weight, member_weight
+            teacher.prefetch_pairs([(g.query, d) for g in dev for d in g.doc_texts])
+            results[(window, weight, member_weight)] = dev_ndcg_of_teacher(teacher, dev)
             log.info(
-                "teacher window %s, bm25 weight %g: dev NDCG@10 %.4f",
+                "teacher window %s, bm25 weight %g, cross-encoder weight %g: dev NDCG@10 %.4f",
                 window,
                 weight,
-                results[(window, weight)],
+                member_weight,
+                results[(window, weight, member_weight)],
             )
-    best = max(results, key=lambda key: (results[key], -key[1]))
-    teacher.window_words, teacher.bm25_weight = best
-    return teacher, {f"window={w},bm25={b:g}": v for (w, b), v in results.items()}
+    best = max(results, key=lambda key: (results[key], -key[1], -key[2]))
+    teacher.window_words, teacher.bm25_weight, teacher.cross_encoder_weight = best
+    names = {
+        key: f"window={key[0]},bm25={key[1]:g}" + (f",ce={key[2]:g}" if member is not None else "")
+        for key in results
+    }
+    return teacher, {names[key]: value for key, value in results.items()}
 
 
 def with_noise(
@@ -312,6 +335,9 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
         "identity": teacher.identity,
         "bm25_weight": teacher.bm25_weight,
         "window_words": teacher.window_words,
+        "cross_encoder": config.cross_encoder if teacher.cross_encoder_weight else None,
+        "cross_encoder_weight": teacher.cross_encoder_weight,
+        "cross_encoder_length": config.cross_encoder_length,
         "dev_ndcg@10_by_bm25_weight": results,
     }
     teacher_path.write_text(json.dumps(teacher_info, indent=2) + "\n")
@@ -579,6 +605,8 @@ def evaluate_teacher(
         encoder,
         EmbeddingCache(work / "embeddings.sqlite", encoder.identity),
         window_words=info["window_words"],
+        cross_encoder=cross_encoder_member(info.get("cross_encoder"), info.get("cross_encoder_length", 0)),
+        cross_encoder_weight=info.get("cross_encoder_weight", 0.0),
     )
     if teacher.identity != info["identity"]:
         raise RuntimeError(f"teacher {teacher.identity!r} differs from the recorded {info['identity']!r}")
@@ -681,6 +709,11 @@ def main(argv: list[str] | None = None) -> None:
         help="most noise words a copy gets",
     )
     parser.add_argument(
+        "--cross-encoder",
+        default=None,
+        help="an earlier student that joins the teacher (self-distillation), weight chosen on the dev set",
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=JSON", help="TrainConfig override, e.g. lr=7e-5"
     )
     args = parser.parse_args(argv)
@@ -698,6 +731,7 @@ def main(argv: list[str] | None = None) -> None:
         n_train=args.n_train,
         noise_fraction=args.noise_fraction,
         noise_max_words=args.noise_max_words,
+        cross_encoder=args.cross_encoder,
         train=overrides,
     )
     if args.stage == "teacher-eval":

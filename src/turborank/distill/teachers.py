@@ -66,20 +66,42 @@ class LocalTeacher:
         2
     """
 
-    def __init__(self, name_or_path: str | Path, max_length: int = 512, **reranker_kwargs: object):
+    def __init__(
+        self,
+        name_or_path: str | Path,
+        max_length: int = 512,
+        long_documents: str = "truncate",
+        **reranker_kwargs: object,
+    ):
         from ..api import Reranker
         from ..checkpoint import weights_path
 
         self.reranker = Reranker.from_pretrained(name_or_path, **reranker_kwargs)
         self.reranker.require_single_logit("a distillation teacher")
         self.max_length = max_length
+        self.long_documents = long_documents
         weights = weights_path(self.reranker.source) if self.reranker.source else None
         digest = file_digest(weights) if weights else "unknown"
-        self.identity = f"local:{Path(str(name_or_path)).name}:sha256={digest}:max_length={max_length}"
+        # "truncate" is left out of the name so caches written before the option keep their identity.
+        reading = "" if long_documents == "truncate" else f":{long_documents}"
+        name = Path(str(name_or_path)).name
+        self.identity = f"local:{name}:sha256={digest}:max_length={max_length}{reading}"
 
     def score(self, query: str, documents: list[str]) -> list[float]:
-        logits = self.reranker.predict_logits([(query, d) for d in documents], max_length=self.max_length)
-        return [float(v) for v in logits[:, 0]]
+        return self.score_pairs([(query, d) for d in documents])
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Raw logits of many pairs in one engine call (windows of every document batched together)."""
+        if not pairs:
+            return []
+        logits = self.reranker.compute_score(
+            pairs,
+            max_length=self.max_length,
+            normalize=False,
+            long_documents=self.long_documents,
+            show_progress_bar=len(pairs) > 2_000,
+        )
+        return [float(logits)] if len(pairs) == 1 else [float(v) for v in logits]
 
 
 class HttpTeacher:
@@ -221,7 +243,10 @@ class HybridTeacher:
 
     BM25 (turborank.eval.bm25 settings) is computed over the documents being scored together, then
     z-normalised within that list, so its scale does not depend on query length. The cosine is scaled
-    to a logit-like range (20, as in sentence-transformers' contrastive training). Embeddings are kept
+    to a logit-like range (20, as in sentence-transformers' contrastive training). An optional
+    cross-encoder member (a ``LocalTeacher``, e.g. an earlier student read in short windows: the
+    self-distillation round of issue 12) adds ``cross_encoder_weight`` times its raw logit; its logits
+    are kept in memory by (query, text). Embeddings are kept
     in memory by text, so a document shared by many groups is embedded once, and in an optional
     ``EmbeddingCache`` on disk, so they survive the process; ``prefetch`` embeds many texts in large
     batches.
@@ -239,21 +264,36 @@ class HybridTeacher:
         encoder: BiEncoder | None = None,
         embeddings: EmbeddingCache | None = None,
         window_words: int | None = None,
+        cross_encoder: LocalTeacher | None = None,
+        cross_encoder_weight: float = 0.0,
     ):
         self.bm25_weight = bm25_weight
         self.cosine_scale = cosine_scale
         self.window_words = window_words
         self.encoder = encoder or BiEncoder()
         self.embeddings = embeddings
+        self.cross_encoder = cross_encoder
+        self.cross_encoder_weight = cross_encoder_weight
         self._vectors: dict[str, np.ndarray] = {}
+        self._logits: dict[tuple[str, str], float] = {}
 
     @property
     def identity(self) -> str:
         maxp = f":maxp{self.window_words}w" if self.window_words else ""
+        member = ""
+        if self.cross_encoder is not None and self.cross_encoder_weight:
+            member = f"+ce*{self.cross_encoder_weight:g}[{self.cross_encoder.identity}]"
         return (
-            f"hybrid:bm25z*{self.bm25_weight:g}+cos*{self.cosine_scale:g}{maxp}:"
+            f"hybrid:bm25z*{self.bm25_weight:g}+cos*{self.cosine_scale:g}{maxp}{member}:"
             f"{MINILM_PACKAGE}:sha256={self.encoder.digest}"
         )
+
+    def prefetch_pairs(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Score with the cross-encoder member, in one batched call, the pairs it has not scored yet."""
+        if self.cross_encoder is None or not self.cross_encoder_weight:
+            return
+        new = list(dict.fromkeys(p for p in pairs if p not in self._logits))
+        self._logits.update(zip(new, self.cross_encoder.score_pairs(new), strict=True))
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Embed the texts (and for MaxP their windows) not embedded yet, in large batches."""
@@ -287,6 +327,10 @@ class HybridTeacher:
         scores = self.cosine_scale * self.cosine(query, documents).astype(np.float64)
         if self.bm25_weight:
             scores = scores + self.bm25_weight * zscore(bm25_scores(query, documents))
+        if self.cross_encoder is not None and self.cross_encoder_weight:
+            pairs = [(query, d) for d in documents]
+            self.prefetch_pairs(pairs)
+            scores = scores + self.cross_encoder_weight * np.array([self._logits[p] for p in pairs])
         return [float(s) for s in scores]
 
 
