@@ -272,3 +272,26 @@ def test_choose_teacher_sweeps_the_cross_encoder_member_weight_on_the_dev_set(tm
     assert ("+ce*1" in teacher.identity) == (teacher.cross_encoder_weight == 1.0)
     without, plain = choose_teacher(replace(config, cross_encoder=None), dev, tmp_path)
     assert set(plain) == {"window=None,bm25=0"} and without.cross_encoder is None
+
+
+def test_recipe_card_claims_a_held_out_set_only_without_earlier_models(tmp_path, monkeypatch) -> None:
+    from turborank.distill import card
+    from turborank.distill.recipe import HELD_OUT, write_recipe_card
+
+    seen = {}
+    monkeypatch.setattr(card, "summarize_run", lambda run_dir: None)
+    monkeypatch.setattr(card, "model_card", lambda *args, **kwargs: seen.update(args=args) or "card")
+    monkeypatch.setattr(card, "write_card", lambda out, text: out / "README.md")
+    groups = [Group("q", "query", ["a", "b"], ["x", "y"], [1, 0], [1.0, 0.0], "src")]
+
+    write_recipe_card(RecipeConfig(), groups, {"identity": "t"}, tmp_path)
+    _, _, _, data, init = seen["args"]
+    assert f"held out of everything (not even read as text): {HELD_OUT}" in data
+    assert init.startswith("minilm")
+
+    config = RecipeConfig(init="teacher:old-model")
+    write_recipe_card(config, groups, {"identity": "t", "cross_encoder": "member"}, tmp_path)
+    _, _, _, data, init = seen["args"]
+    assert not any("held out of everything" in line for line in data)
+    assert any("member, old-model" in line and HELD_OUT in line for line in data)
+    assert init == "old-model (weights and head continued)"

