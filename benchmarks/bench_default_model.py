@@ -1,10 +1,13 @@
 """Speed of the shipped default model against the turbo shape, on 100 documents of 200 tokens.
 
-Both run through the same Reranker and engine in float32 on the CPU; the turbo shape (6x384, GeGLU,
-ALiBi, vocab 61,056) has random weights, which cost the same as real ones. Prints documents per
-second and the ratio default / turbo, measured in the same run.
+Both run through the same Reranker and engine in float32 on the CPU, each at its own defaults (the
+default model reads documents the way its config declares: truncated or in windows); the turbo shape
+(6x384, GeGLU, ALiBi, vocab 61,056) has random weights, which cost the same as real ones. With
+``--baseline DIR`` another checkpoint (e.g. the previous default model) is timed in the same run too.
+Prints documents per second and the ratios, measured in the same run.
 
-    python benchmarks/bench_default_model.py [--repeats 3] [--threads N] [--model DIR] [--backend onnx-int8]
+    python benchmarks/bench_default_model.py [--repeats 3] [--threads N] [--model DIR] [--baseline DIR]
+        [--backend onnx-int8]
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--model", default=None, help="checkpoint to time (default: the shipped model)")
-    parser.add_argument("--backend", default="auto", help="backend for both models (default: auto)")
+    parser.add_argument("--baseline", default=None, help="another checkpoint to time in the same run")
+    parser.add_argument("--backend", default="auto", help="backend for every model (default: auto)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -54,7 +58,10 @@ def main() -> None:
             f"workload: 1 query x 100 documents of 200 tokens ({sum(lengths) / len(lengths):.0f} tokens/pair)"
         )
         rates = {}
-        for name, reranker in (("turbo shape", turbo), ("default model", default)):
+        models = [("turbo shape", turbo), ("default model", default)]
+        if args.baseline:
+            models.append(("baseline", Reranker.from_pretrained(args.baseline, backend=args.backend)))
+        for name, reranker in models:
             rates[name] = docs_per_second(reranker, docs, args.repeats)
             info = reranker.info()
             print(
@@ -62,6 +69,9 @@ def main() -> None:
                 f"{rates[name]:.0f} docs/s ({1000 * 100 / rates[name]:.0f} ms per request)"
             )
     print(f"default / turbo speed ratio: {rates['default model'] / rates['turbo shape']:.2f}")
+    if args.baseline:
+        ratio = rates["default model"] / rates["baseline"]
+        print(f"default / baseline ({args.baseline}) speed ratio: {ratio:.2f}")
 
 
 if __name__ == "__main__":
