@@ -6,7 +6,8 @@
 | HttpTeacher      | a hosted rerank endpoint (Jina, Cohere or TEI wire format)  | url + model         |
 | ScoreFileTeacher | precomputed scores (TSV, TREC or JSONL), looked up by id    | file + its hash     |
 | HybridTeacher    | offline: z-normalised BM25 + scaled all-MiniLM-L6-v2 cosine | weights + settings  |
-|                  | (of the whole text, or its best window: MaxP)               |                     |
+|                  | (of the whole text, or its best window: MaxP), optionally   | (+ the member's)    |
+|                  | + an earlier student's logit (a LocalTeacher member)        |                     |
 
 ``identity`` is recorded in the score cache and the model card; a cache refuses scores from another
 identity, so settings that change scores must appear in it.
