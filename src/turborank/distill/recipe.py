@@ -280,13 +280,13 @@ def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[
     member = cross_encoder_member(config.cross_encoder, config.cross_encoder_length)
     teacher = HybridTeacher(0.0, config.cosine_scale, encoder, embeddings, cross_encoder=member)
     member_weights = config.cross_encoder_weights if member is not None else (0.0,)
+    teacher.prefetch_pairs([(g.query, d) for g in dev for d in g.doc_texts])  # the member's logits, once
     results = {}
     for window in config.window_words:
         teacher.window_words = window
         teacher.prefetch([t for g in dev for t in (g.query, *g.doc_texts)])
         for weight, member_weight in itertools.product(config.bm25_weights, member_weights):
             teacher.bm25_weight, teacher.cross_encoder_weight = weight, member_weight
-            teacher.prefetch_pairs([(g.query, d) for g in dev for d in g.doc_texts])
             results[(window, weight, member_weight)] = dev_ndcg_of_teacher(teacher, dev)
             log.info(
                 "teacher window %s, bm25 weight %g, cross-encoder weight %g: dev NDCG@10 %.4f",
@@ -297,6 +297,8 @@ def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[
             )
     best = max(results, key=lambda key: (results[key], -key[1], -key[2]))
     teacher.window_words, teacher.bm25_weight, teacher.cross_encoder_weight = best
+    if not teacher.cross_encoder_weight:
+        teacher.cross_encoder = None  # weighted 0 it adds nothing: training groups need not be scored by it
     names = {
         key: f"window={key[0]},bm25={key[1]:g}" + (f",ce={key[2]:g}" if member is not None else "")
         for key in results
@@ -337,7 +339,7 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
         "identity": teacher.identity,
         "bm25_weight": teacher.bm25_weight,
         "window_words": teacher.window_words,
-        "cross_encoder": config.cross_encoder if teacher.cross_encoder_weight else None,
+        "cross_encoder": config.cross_encoder if teacher.cross_encoder else None,
         "cross_encoder_weight": teacher.cross_encoder_weight,
         "cross_encoder_length": config.cross_encoder_length,
         "dev_ndcg@10_by_bm25_weight": results,
@@ -547,13 +549,13 @@ def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: d
         "unlabeled text: the MS MARCO passages of " + ", ".join(MSMARCO_POOLS) + ", the SciFact corpus and "
         "the NFCorpus corpus (their evaluation queries and qrels never read)"
     )
-    earlier = [m for m in (config.init.removeprefix("teacher:"), teacher_info.get("cross_encoder")) if m]
-    earlier = [m for m in earlier if m != "minilm"]
+    candidates = (config.init.removeprefix("teacher:"), teacher_info.get("cross_encoder"))
+    earlier = sorted({m for m in candidates if m and m != "minilm"})
     if earlier:
         # This run cannot vouch for what an earlier model read: the held-out set is only this run's.
         data.append(
             f"not read as text by this run: {HELD_OUT}; the earlier model(s) it builds on ("
-            + ", ".join(sorted(set(earlier)))
+            + ", ".join(earlier)
             + ") say in their own cards what they read"
         )
     else:

@@ -291,7 +291,7 @@ class HybridTeacher:
 
     def prefetch_pairs(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Score with the cross-encoder member, in one batched call, the pairs it has not scored yet."""
-        if self.cross_encoder is None or not self.cross_encoder_weight:
+        if self.cross_encoder is None:
             return
         new = list(dict.fromkeys(p for p in pairs if p not in self._logits))
         self._logits.update(zip(new, self.cross_encoder.score_pairs(new), strict=True))
