@@ -319,19 +319,10 @@ def with_noise(
 def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
     """Steps 1-3: groups, teacher choice and teacher scores (all cached in the work directory)."""
     work = Path(config.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    # Group files are named by the settings that build them, so a changed recipe never reuses stale groups.
     key = data_key(config)
-    train_path, dev_path = work / f"train-{key}.jsonl", work / f"dev-{key}.jsonl"
+    dev = dev_groups(config)
+    train = read_groups(work / f"train-{key}.jsonl")[: config.n_train]
     teacher_path = work / "teacher.json"
-    if not (train_path.is_file() and dev_path.is_file()):
-        train, dev = build_groups(config)
-        write_groups(train, train_path)
-        write_groups(dev, dev_path)
-    train, dev = read_groups(train_path)[: config.n_train], read_groups(dev_path)
-    if config.noise_fraction:
-        noise = noise_passages(config)
-        dev = dev + with_noise(dev, 1.0, config.noise_max_words, noise, config.seed + 1)
     scored_path = work / f"train-{key}.scored.{len(train)}.jsonl"
     log.info("groups: %d train, %d dev", len(train), len(dev))
     teacher, results = choose_teacher(config, dev, work)
@@ -352,9 +343,31 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
     train = read_groups(scored_path)
     if config.noise_fraction:
         train = with_noise(
-            train, config.noise_fraction, config.noise_max_words, noise, config.seed, twin=True
+            train,
+            config.noise_fraction,
+            config.noise_max_words,
+            noise_passages(config),
+            config.seed,
+            twin=True,
         )
     return train, dev, teacher_info
+
+
+def dev_groups(config: RecipeConfig) -> list[Group]:
+    """The dev groups, each also embedded in noise; builds (and caches) the train and dev groups first."""
+    work = Path(config.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    # Group files are named by the settings that build them, so a changed recipe never reuses stale groups.
+    key = data_key(config)
+    train_path, dev_path = work / f"train-{key}.jsonl", work / f"dev-{key}.jsonl"
+    if not (train_path.is_file() and dev_path.is_file()):
+        train, dev = build_groups(config)
+        write_groups(train, train_path)
+        write_groups(dev, dev_path)
+    dev = read_groups(dev_path)
+    if config.noise_fraction:
+        dev = dev + with_noise(dev, 1.0, config.noise_max_words, noise_passages(config), config.seed + 1)
+    return dev
 
 
 def noise_passages(config: RecipeConfig) -> list[str]:
@@ -781,8 +794,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.stage == "teacher-eval":
         evaluate_teacher(config, args.datasets, Path(config.work_dir) / "teacher-eval", args.k)
-    elif args.stage == "finish":
-        _, dev, _ = prepare(config)
+    elif args.stage == "finish":  # steps 5-7 need only the dev groups, not the teacher
+        dev = dev_groups(config)
         finish_checkpoint(config.out_dir, dev, config.inference_lengths, Path(config.work_dir))
     else:
         run(config, args.stage)
