@@ -434,11 +434,6 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
     return out
 
 
-# Dev NDCG@10 differences smaller than this are ties in step 5 (a standard error on the ~360 dev groups
-# is about 0.01), settled by cost.
-READING_TIE = 0.005
-
-
 def choose_reading(
     checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path, max_docs: int = 10
 ) -> tuple[int, str, list[float]]:
@@ -447,11 +442,9 @@ def choose_reading(
     Each length is tried truncating documents and reading them in windows of that length (the best
     window stands for the document, as the MaxP teacher's best 48-word window does). Short windows can
     win even on documents that would fit whole: on v3b's dev set 192-token windows beat truncation at
-    256 and 320 (SciFact dev 0.799 vs 0.783 / 0.766). Readings within ``READING_TIE`` of the best are
-    ties, and the cheapest of them (fewest tokens to run over the dev pairs) wins: round 2's 192-token
-    windows (0.825) read a 200-token passage as two pairs, 256-token ones (0.821) as one. The winner
+    256 and 320 (SciFact dev 0.799 vs 0.783 / 0.766). The winner (the shorter, then truncation, on a tie)
     becomes ``model_max_length`` in tokenizer_config.json, the default ``max_length`` of
-    absolute-position models; the sweep and each reading's cost are kept in ``inference_length.json``.
+    absolute-position models; the sweep is kept in ``inference_length.json``.
 
     Returns:
         (length, mode, the winner's logits of each group's first ``max_docs`` documents, for step 6).
@@ -463,44 +456,25 @@ def choose_reading(
 
     reranker = Reranker.from_pretrained(checkpoint, device="cpu")
     pairs = [(g.query, text) for g in dev for text in g.doc_texts[:max_docs]]
-    scores, logits, costs = {}, {}, {}
+    scores, logits = {}, {}
     for length in lengths:
         for mode in READING_MODES:
             logits[(length, mode)] = reranker.compute_score(
                 pairs, max_length=length, long_documents=mode, normalize=False, show_progress_bar=False
             )
             scores[(length, mode)] = group_ndcg(dev, logits[(length, mode)], max_docs)
-            encodings, _, _ = reranker.encode_long(pairs, length, long_documents=mode)
-            costs[(length, mode)] = sum(len(e) for e in encodings)
-            log.info(
-                "dev NDCG@10 at max_length %d, %s: %.4f (%d tokens)",
-                length,
-                mode,
-                scores[(length, mode)],
-                costs[(length, mode)],
-            )
-    length, mode = cheapest_of_the_best(scores, costs)
+            log.info("dev NDCG@10 at max_length %d, %s: %.4f", length, mode, scores[(length, mode)])
+    length, mode = max(scores, key=lambda key: (round(scores[key], 4), -key[0], key[1] == "truncate"))
     config_path = checkpoint / TOKENIZER_CONFIG_FILE
     tokenizer_config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     config_path.write_text(json.dumps({**tokenizer_config, "model_max_length": length}) + "\n")
     record = {
         "dev_ndcg@10": {f"{n},{m}": v for (n, m), v in scores.items()},
-        "tokens": {f"{n},{m}": v for (n, m), v in costs.items()},
-        "tie": READING_TIE,
         "chosen": {"max_length": length, "long_documents": mode},
         "dev_groups": len(dev),
     }
     (work_dir / "inference_length.json").write_text(json.dumps(record, indent=2) + "\n")
     return length, mode, logits[(length, mode)]
-
-
-def cheapest_of_the_best(
-    scores: dict[tuple[int, str], float], costs: dict[tuple[int, str], int], tie: float = READING_TIE
-) -> tuple[int, str]:
-    """The reading that costs least among those scoring within ``tie`` of the best (then the better)."""
-    best = max(scores.values())
-    ties = [key for key in scores if scores[key] >= best - tie]
-    return min(ties, key=lambda key: (costs[key], -scores[key]))
 
 
 def finish_checkpoint(checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path) -> None:
