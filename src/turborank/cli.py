@@ -228,6 +228,13 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     what.add_argument(
         "--data-root", default=None, help="suites' datasets ($TURBORANK_EVAL_DATA or ../shared/data)"
     )
+    what.add_argument(
+        "--sample-queries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a seeded sample of N queries per dataset, for sets too slow to rerank whole (tables say so)",
+    )
     stage = p.add_argument_group("first stage")
     stage.add_argument(
         "--first-stage",

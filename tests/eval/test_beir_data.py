@@ -125,3 +125,21 @@ def test_malformed_runs(folder, tmp_path, content, message):
 def test_bad_run_tag(tmp_path):
     with pytest.raises(DatasetError, match="run tag"):
         write_trec_run({"q": {"d": 1.0}}, tmp_path / "r.trec", "two words")
+
+
+def test_a_query_sample_is_seeded_and_keeps_its_judgments():
+    from turborank.eval.data import BeirDataset, Document, sample_queries
+
+    queries = {f"q{i}": f"query {i}" for i in range(10)}
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(10)}
+    data = BeirDataset({f"d{i}": Document("", f"doc {i}") for i in range(10)}, queries, qrels)
+    sample = sample_queries(data, 4)
+    assert len(sample.queries) == 4 and set(sample.qrels) == set(sample.queries) <= set(queries)
+    assert (
+        sample.corpus is data.corpus and len(data.queries) == 10
+    )  # the corpus is whole, the input untouched
+    assert sample_queries(data, 4).queries == sample.queries  # the same queries on every call
+    assert sample_queries(data, 4, seed=1).queries != sample.queries
+    assert sample_queries(data, 50).queries == queries
+    with pytest.raises(DatasetError, match="at least 1"):
+        sample_queries(data, 0)

@@ -239,3 +239,13 @@ def test_a_cache_file_from_before_windows_were_counted_still_opens(tmp_path):
     cache.put("m", "q2", {"d": 1.0}, seconds=0.1, windows=4)
     assert cache.timing("m", "q2") == (0.1, 1, 4)
     cache.close()
+
+
+def test_a_sampled_evaluation_measures_both_stages_on_the_sample(arguana, tmp_path):
+    out = tmp_path / "out"
+    args = ["eval", "--dataset", str(arguana), "--k", "3", "--no-rerank", "--quiet", "--output-dir", str(out)]
+    assert main([*args, "--sample-queries", "1"]) == 0
+    record = json.loads((out / "results.json").read_text())["records"][0]
+    assert record["queries"] == 1 and record["sampled"] is True
+    assert len(read_trec_run(out / "runs" / "BM25" / "arguana-like.test.trec")) == 1
+    assert "1 sampled queries" in (out / "results.md").read_text()

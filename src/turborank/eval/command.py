@@ -35,7 +35,15 @@ def run_eval(args: argparse.Namespace) -> int:
         for spec in specs:
             scorers = scorer_sets["loco" if spec.suite == "loco" else "default"]
             for record in evaluate_dataset(
-                spec, scorers, cache, out, args.first_stage, args.k, args.measures, not args.quiet
+                spec,
+                scorers,
+                cache,
+                out,
+                args.first_stage,
+                args.k,
+                args.measures,
+                not args.quiet,
+                args.sample_queries,
             ):
                 records.append(record.to_dict())
                 _print_record(record.to_dict())

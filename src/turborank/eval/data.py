@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import TurborankError
@@ -97,6 +98,26 @@ def load_beir(directory: str | Path, split: str = "test", keep_unjudged: bool = 
         log.info("%s: %d judged documents are not in the corpus (pooled set)", qrels_path, unjudgeable)
     split_queries = queries if keep_unjudged else {qid: queries[qid] for qid in qrels}
     return BeirDataset(corpus, split_queries, qrels, directory, split, unjudgeable)
+
+
+def sample_queries(data: BeirDataset, n: int, seed: int = 0) -> BeirDataset:
+    """``n`` of the split's queries, drawn by a seeded generator from their sorted ids (the same ones on
+    every machine), with their judgments; all of them when the split has no more than ``n``.
+
+    For sets too slow to rerank whole on a CPU (QMSum's transcripts average 12.8k tokens): the first
+    stage is measured on the same sample, so the two rows still compare like for like.
+
+    Raises:
+        DatasetError: ``n`` below 1.
+    """
+    if n < 1:
+        raise DatasetError(f"a query sample needs at least 1 query, got {n}")
+    chosen = set(random.Random(seed).sample(sorted(data.queries), min(n, len(data.queries))))
+    return replace(
+        data,
+        queries={qid: text for qid, text in data.queries.items() if qid in chosen},
+        qrels={qid: docs for qid, docs in data.qrels.items() if qid in chosen},
+    )
 
 
 def read_qrels(path: Path, queries: Mapping[str, str] | None = None) -> Qrels:

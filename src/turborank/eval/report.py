@@ -124,8 +124,9 @@ def detail_table(records: Sequence[dict[str, Any]]) -> str:
                 ]
             )
         first = group[0]
+        queries = f"{first['queries']}{' sampled' if first.get('sampled') else ''} queries"
         title = (
-            f"**{dataset}** ({split}, {first['queries']} queries, top {first['k']} of {first['first_stage']}"
+            f"**{dataset}** ({split}, {queries}, top {first['k']} of {first['first_stage']}"
             f"{_rules_text(first.get('rules'))})"
         )
         blocks.append(f"{title}\n\n{_markdown(header, rows)}")

@@ -27,6 +27,7 @@ from .data import (
     drop_identical_ids,
     load_beir,
     read_trec_run,
+    sample_queries,
     top_k,
     write_trec_run,
 )
@@ -71,6 +72,7 @@ class Record:
     headline: str
     measures: dict[str, float]
     relevance_level: int = 1
+    sampled: bool = False  # queries is a seeded sample of the split (data.sample_queries)
     suite: str | None = None
     card_name: str | None = None
     latency: dict[str, Any] | None = None
@@ -164,6 +166,7 @@ def evaluate_dataset(
     k: int | None = None,
     measures: Sequence[str] | None = None,
     progress: bool = True,
+    sample: int | None = None,
 ) -> list[Record]:
     """First stage plus every scorer's reranking of its top k, each as a ``Record``.
 
@@ -176,6 +179,7 @@ def evaluate_dataset(
         k: candidates per query (default: the dataset's protocol).
         measures: measures to report (default: the dataset's protocol).
         progress: show tqdm bars.
+        sample: evaluate a seeded sample of this many queries (``data.sample_queries``), not the split.
     """
     k = k or spec.k
     measures = tuple(measures or spec.measures)
@@ -184,6 +188,8 @@ def evaluate_dataset(
     data = load_beir(spec.directory, spec.split, keep_unjudged=spec.keep_unjudged)
     if not data.qrels:
         raise DatasetError(f"{spec.directory}: no qrels/ folder, so there is nothing to measure against")
+    if sample is not None:
+        data = sample_queries(data, sample)
     # BEIR's retrievers fetch one more than k, so k remain once the query's own document is dropped.
     full_run, label, source = first_stage(spec, data, first_stage_choice, max(k, 100) + 1)
     dropped = 0
@@ -196,6 +202,7 @@ def evaluate_dataset(
         "first_stage": source,
         "k": k,
         "queries": len(data.queries),
+        "sampled": sample is not None,
         "headline": spec.headline,
         "relevance_level": spec.relevance_level,
         "suite": spec.suite,
