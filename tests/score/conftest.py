@@ -70,8 +70,9 @@ def run_score(*args: str, model: str = SMALL) -> tuple[int, dict | None]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["score", *args, "--model", model, "--device", "cpu", "--quiet"])
-    text = out.getvalue().strip()
-    return code, json.loads(text) if text else None
+    # The summary is the last line: a Ray run may print raylet warnings ahead of it on stdout.
+    lines = out.getvalue().strip().splitlines()
+    return code, json.loads(lines[-1]) if lines else None
 
 
 def read_output(path: Path) -> list[dict]:

@@ -100,8 +100,9 @@ def run_score(args: argparse.Namespace) -> int:
         from .local import run
 
         summary = run(_job(args, options))
-    json.dump(summary, sys.stdout, default=vars)
-    sys.stdout.write("\n")
+    # One write, on its own last line: Ray's raylet warnings reach stdout from another thread, and json.dump's
+    # piecewise writes could interleave with them.
+    sys.stdout.write(json.dumps(summary, default=vars) + "\n")
     return 0
 
 
