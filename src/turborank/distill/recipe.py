@@ -320,7 +320,8 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
     """Steps 1-3: groups, teacher choice and teacher scores (all cached in the work directory)."""
     work = Path(config.work_dir)
     key = data_key(config)
-    dev = dev_groups(config)
+    noise = noise_passages(config)  # read once: the dev and the training groups are both embedded in it
+    dev = dev_groups(config, noise)
     train = read_groups(work / f"train-{key}.jsonl")[: config.n_train]
     teacher_path = work / "teacher.json"
     scored_path = work / f"train-{key}.scored.{len(train)}.jsonl"
@@ -343,18 +344,13 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
     train = read_groups(scored_path)
     if config.noise_fraction:
         train = with_noise(
-            train,
-            config.noise_fraction,
-            config.noise_max_words,
-            noise_passages(config),
-            config.seed,
-            twin=True,
+            train, config.noise_fraction, config.noise_max_words, noise, config.seed, twin=True
         )
     return train, dev, teacher_info
 
 
-def dev_groups(config: RecipeConfig) -> list[Group]:
-    """The dev groups, each also embedded in noise; builds (and caches) the train and dev groups first."""
+def dev_groups(config: RecipeConfig, noise: list[str]) -> list[Group]:
+    """The dev groups, each also embedded in ``noise``; builds (and caches) the train and dev groups first."""
     work = Path(config.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     # Group files are named by the settings that build them, so a changed recipe never reuses stale groups.
@@ -366,12 +362,15 @@ def dev_groups(config: RecipeConfig) -> list[Group]:
         write_groups(dev, dev_path)
     dev = read_groups(dev_path)
     if config.noise_fraction:
-        dev = dev + with_noise(dev, 1.0, config.noise_max_words, noise_passages(config), config.seed + 1)
+        dev = dev + with_noise(dev, 1.0, config.noise_max_words, noise, config.seed + 1)
     return dev
 
 
 def noise_passages(config: RecipeConfig) -> list[str]:
-    """Unrelated text to embed documents in: the MS MARCO pool passages (unlabeled text)."""
+    """Unrelated text to embed documents in: the MS MARCO pool passages (unlabeled text); none when the
+    recipe embeds nothing (``noise_fraction`` 0)."""
+    if not config.noise_fraction:
+        return []
     return [doc.full_text for _, doc in sorted(pool_corpus(Path(config.data_dir)).items())]
 
 
@@ -769,7 +768,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "teacher-eval":
         evaluate_teacher(config, args.datasets, Path(config.work_dir) / "teacher-eval", args.k)
     elif args.stage == "finish":  # steps 5-7 need only the dev groups, not the teacher
-        dev = dev_groups(config)
+        dev = dev_groups(config, noise_passages(config))
         finish_checkpoint(config.out_dir, dev, config.inference_lengths, Path(config.work_dir))
     else:
         run(config, args.stage)
