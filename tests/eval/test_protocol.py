@@ -249,3 +249,7 @@ def test_a_sampled_evaluation_measures_both_stages_on_the_sample(arguana, tmp_pa
     assert record["queries"] == 1 and record["sampled"] is True
     assert len(read_trec_run(out / "runs" / "BM25" / "arguana-like.test.trec")) == 1
     assert "1 sampled queries" in (out / "results.md").read_text()
+    assert main([*args, "--sample-queries", "1000"]) == 0  # more than the split has: the split itself
+    record = json.loads((out / "results.json").read_text())["records"][0]
+    assert record["queries"] > 1 and record["sampled"] is False
+    assert "sampled" not in (out / "results.md").read_text()

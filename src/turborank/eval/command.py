@@ -39,11 +39,11 @@ def run_eval(args: argparse.Namespace) -> int:
                 scorers,
                 cache,
                 out,
-                args.first_stage,
-                args.k,
-                args.measures,
-                not args.quiet,
-                args.sample_queries,
+                first_stage_choice=args.first_stage,
+                k=args.k,
+                measures=args.measures,
+                progress=not args.quiet,
+                sample=args.sample_queries,
             ):
                 records.append(record.to_dict())
                 _print_record(record.to_dict())

@@ -162,6 +162,7 @@ def evaluate_dataset(
     scorers: Sequence[Scorer],
     cache: ScoreCache,
     output_dir: Path | None = None,
+    *,
     first_stage_choice: str = "auto",
     k: int | None = None,
     measures: Sequence[str] | None = None,
@@ -179,7 +180,8 @@ def evaluate_dataset(
         k: candidates per query (default: the dataset's protocol).
         measures: measures to report (default: the dataset's protocol).
         progress: show tqdm bars.
-        sample: evaluate a seeded sample of this many queries (``data.sample_queries``), not the split.
+        sample: evaluate a seeded sample of this many queries (``data.sample_queries``), not the split;
+            a sample that covers the whole split is the split, and its records say so.
     """
     k = k or spec.k
     measures = tuple(measures or spec.measures)
@@ -188,6 +190,7 @@ def evaluate_dataset(
     data = load_beir(spec.directory, spec.split, keep_unjudged=spec.keep_unjudged)
     if not data.qrels:
         raise DatasetError(f"{spec.directory}: no qrels/ folder, so there is nothing to measure against")
+    judged = len(data.queries)
     if sample is not None:
         data = sample_queries(data, sample)
     # BEIR's retrievers fetch one more than k, so k remain once the query's own document is dropped.
@@ -202,7 +205,7 @@ def evaluate_dataset(
         "first_stage": source,
         "k": k,
         "queries": len(data.queries),
-        "sampled": sample is not None,
+        "sampled": len(data.queries) < judged,
         "headline": spec.headline,
         "relevance_level": spec.relevance_level,
         "suite": spec.suite,
