@@ -18,8 +18,10 @@ from turborank.distill.data import (
     groups_from_run,
     ict_example,
     keyword_query,
+    line_passages,
     read_groups,
     split_sentences,
+    with_glued_words,
     write_groups,
 )
 from turborank.eval.data import DatasetError, Document
@@ -228,3 +230,34 @@ def test_embed_in_noise_twin_pairs_the_top_document_with_itself_in_the_other_sta
         assert (copy.doc_texts[1] == texts[1]) != (copy.doc_texts[2] == texts[1])  # one clean, one diluted
     with pytest.raises(ValueError, match="twin needs teacher scores"):
         embed_in_noise(Group("q", "x", ["a", "b"], ["t", "u"], [1, 0]), ["Noise."], rng, 30, twin=True)
+
+
+def test_line_passages_cut_whole_lines_of_about_the_asked_words() -> None:
+    lines = [f"Speaker {i}: " + " ".join(["word"] * (i % 7 + 1)) for i in range(40)]
+    transcript = Document("", "\n".join(lines))
+    passages = line_passages({"m1": transcript, "m2": Document("", "A: one line only")}, words=20)
+    ids = [p for p in passages if p.startswith("m1#")]
+    assert ids == [f"m1#p{i}" for i in range(len(ids))]
+    assert "\n".join(passages[p].text for p in ids) == transcript.text  # nothing lost, nothing cut
+    assert all(len(passages[p].text.split()) >= 20 for p in ids[:-1])
+    assert all(len(passages[p].text.split()) < 20 + 9 for p in ids)  # one line past the budget at most
+    assert passages["m2#p0"].text == "A: one line only"
+
+
+def test_glued_words_copy_runs_words_together_in_about_half_the_documents() -> None:
+    texts = [f"document {i} tells about rivers and the towns along their banks" for i in range(4)]
+    group = Group("q1", "rivers", list("abcd"), texts, [1, 0, 0, None], [2.0, 1.0, 0.0, -1.0], "src")
+    rng = random.Random(0)
+    copies = [with_glued_words(group, rng) for _ in range(200)]
+    glued = 0
+    for copy in copies:
+        assert copy.qid == "q1#glued" and copy.source == "src+glued"
+        assert copy.teacher == group.teacher and copy.labels == group.labels
+        for doc_id, original, text in zip(group.doc_ids, texts, copy.doc_texts, strict=True):
+            assert text.replace(" ", "") == original.replace(" ", "")  # the same characters, fewer spaces
+            assert copy.doc_ids[group.doc_ids.index(doc_id)] == (
+                doc_id if text == original else f"{doc_id}#glued"
+            )
+            glued += text != original
+            assert text == original or len(text.split()) <= len(original.split()) - 3
+    assert 0.4 < glued / (4 * len(copies)) < 0.6

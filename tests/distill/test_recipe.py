@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -21,12 +22,15 @@ from turborank.distill.recipe import (
     evaluate_teacher,
     fit_head,
     nfcorpus_train_queries,
+    qmsum_groups,
+    spread,
 )
 from turborank.distill.teachers import HybridTeacher
 from turborank.errors import InputError
 from turborank.eval.scoring import Scores
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "small"
+QMSUM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "longdoc-qmsum"
 WORDS = ["cat", "dog", "bird", "fish", "tree", "house", "car", "road", "river", "city"]
 
 
@@ -295,3 +299,39 @@ def test_recipe_card_claims_a_held_out_set_only_without_earlier_models(tmp_path,
     assert not any("held out of everything" in line for line in data)
     assert any("member, old-model" in line and HELD_OUT in line for line in data)
     assert init == "old-model (weights and head continued)"
+
+
+def test_spread_puts_every_extra_group_inside_the_prefix_in_an_even_share() -> None:
+    groups = [Group(f"g{i}", "q", ["a"], ["t"], [None]) for i in range(100)]
+    extra = [Group(f"x{i}", "q", ["a"], ["t"], [None]) for i in range(10)]
+    out = spread(groups, extra, span=50)
+    assert len(out) == 110 and [g.qid for g in out if g.qid.startswith("g")] == [g.qid for g in groups]
+    positions = [i for i, g in enumerate(out) if g.qid.startswith("x")]
+    assert positions[-1] < 50 and max(b - a for a, b in itertools.pairwise(positions)) <= 6
+    assert sum(g.qid.startswith("x") for g in out[:25]) == 5  # the same share in any early part
+
+
+def test_data_key_of_earlier_rounds_is_unchanged_by_the_qmsum_settings() -> None:
+    from turborank.distill.recipe import data_key
+
+    config = RecipeConfig(n_train=3600)
+    assert data_key(config) == data_key(replace(config, qmsum_passage_words=50))  # unused: no effect
+    with_qmsum = replace(config, n_qmsum=10)
+    assert data_key(with_qmsum) != data_key(config)
+    assert data_key(with_qmsum) != data_key(replace(with_qmsum, qmsum_passage_words=50))
+
+
+@pytest.mark.skipif(not QMSUM.is_dir(), reason="needs ../shared/data/longdoc-qmsum")
+def test_qmsum_groups_read_train_queries_against_train_meetings_only() -> None:
+    from turborank.eval.data import load_beir
+
+    groups = qmsum_groups(QMSUM, 60, 8, seed=0, passage_words=100)
+    assert len(groups) == 60 and all(len(g.doc_ids) == 8 and g.labels == [None] * 8 for g in groups)
+    train = {**load_beir(QMSUM, "train").qrels, **load_beir(QMSUM, "train-summary").qrels}
+    meetings = {m for judged in train.values() for m in judged}
+    assert all(g.qid in train for g in groups)
+    assert {d.split("#p")[0] for g in groups for d in g.doc_ids} <= meetings
+    evaluation = {**load_beir(QMSUM, "test").qrels, **load_beir(QMSUM, "test-summary").qrels}
+    assert not meetings & {m for judged in evaluation.values() for m in judged}
+    assert {g.qid[-1] for g in groups} == {"q", "a"}  # questions and summaries both
+    assert groups == qmsum_groups(QMSUM, 60, 8, seed=0, passage_words=100)

@@ -11,7 +11,13 @@ Sources:
   * queries without judgments against a corpus (``groups_from_queries``), labelled only by a teacher;
   * keyword pseudo-queries (``groups_from_keyword_queries``): a few informative words of a passage's
     opening, phrased like a web search, against BM25 candidates left untouched, labelled only by a
-    teacher (no edited positive the student could recognise by its form).
+    teacher (no edited positive the student could recognise by its form);
+  * long documents cut into passages of whole lines (``line_passages``), e.g. meeting transcripts for
+    their questions and summaries.
+
+Copies of groups that teach robustness keep every score and label: documents inside unrelated text
+(``embed_in_noise``) and documents whose words run together as PDF extraction leaves them
+(``with_glued_words``).
 
 Groups are stored as JSONL, one group per line:
 ``{"qid", "query", "source", "docs": [{"id", "text", "label", "teacher"}]}``.
@@ -273,6 +279,26 @@ def groups_from_queries(
     return groups
 
 
+def line_passages(corpus: Mapping[str, Document], words: int) -> dict[str, Document]:
+    """Each document cut into passages of whole lines of about ``words`` words (``<id>#p<n>``).
+
+    Lines are a transcript's utterances, so a passage never starts or ends mid-utterance; a line
+    longer than ``words`` becomes a passage of its own.
+    """
+    passages = {}
+    for doc_id, doc in corpus.items():
+        lines, count, number = [], 0, 0
+        for line in doc.full_text.splitlines():
+            lines.append(line)
+            count += len(line.split())
+            if count >= words:
+                passages[f"{doc_id}#p{number}"] = Document("", "\n".join(lines))
+                lines, count, number = [], 0, number + 1
+        if lines:
+            passages[f"{doc_id}#p{number}"] = Document("", "\n".join(lines))
+    return passages
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of a passage (punctuation-based; abbreviations may split a sentence, which ICT tolerates)."""
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
@@ -526,3 +552,38 @@ def _noise_text(noise: Sequence[str], words: int, rng: random.Random) -> str:
             sentences.append(sentence)
             count += len(sentence.split())
     return " ".join(sentences)
+
+
+def with_glued_words(group: Group, rng: random.Random) -> Group:
+    """A copy of ``group`` in which about half the documents have runs of words without the spaces
+    between them ("Foreachdatasetand..."), as text extracted from PDFs often has; scores and labels
+    unchanged, since the words still say the same thing.
+    """
+    texts = [glue_words(text, rng) if rng.random() < 0.5 else text for text in group.doc_texts]
+    doc_ids = [
+        d if t == text else f"{d}#glued"
+        for d, t, text in zip(group.doc_ids, texts, group.doc_texts, strict=True)
+    ]
+    return Group(
+        f"{group.qid}#glued",
+        group.query,
+        doc_ids,
+        texts,
+        list(group.labels),
+        None if group.teacher is None else list(group.teacher),
+        f"{group.source}+glued",
+    )
+
+
+def glue_words(text: str, rng: random.Random, runs: int = 3, longest: int = 30) -> str:
+    """``text`` with 1 to ``runs`` runs of 4 to ``longest`` words joined without spaces."""
+    words = text.split()
+    if len(words) < 4:
+        return text
+    for _ in range(rng.randint(1, runs)):
+        size = rng.randint(4, min(longest, len(words)))
+        start = rng.randint(0, len(words) - size)
+        words[start : start + size] = ["".join(words[start : start + size])]
+        if len(words) < 4:
+            break
+    return " ".join(words)

@@ -11,7 +11,9 @@ training resumes from its saved state):
    folders (the DL21 pool is held out of everything: ``HELD_OUT``) and NFCorpus train/dev queries
    against the NFCorpus corpus (BM25 top 8, teacher-labelled);
    and LLM-free keyword pseudo-queries over those MS MARCO passages, the SciFact corpus and the
-   NFCorpus corpus (teacher-labelled), which make up most of the data. Evaluation queries and qrels
+   NFCorpus corpus (teacher-labelled), which make up most of the data. With ``n_qmsum``, QMSum train
+   questions and summaries against passages of the QMSum train meetings (long, question-style queries
+   over spoken text; teacher-labelled) are spread over the groups trained on. Evaluation queries and qrels
    (SciFact test, NFCorpus test, DL19, DL21, MS MARCO dev, QMSum test, Llama 2 QA) are never read;
    the corpora named above serve as unlabeled text (DL21's is not read at all). A slice of the SciFact
    train claims and of the WikiQA train questions is held out as the dev set.
@@ -22,7 +24,8 @@ training resumes from its saved state):
 4. The ``minilm`` student (6 x 384, all-MiniLM-L6-v2 weights, absolute positions) gets a linear-probe
    head and is trained 900 steps of 4 groups with listwise KL, LCE on the labelled groups and the
    twin-consistency term; half the groups have about half their documents inside unrelated text, and
-   a twin of their top document in the other state (``with_noise``). The best dev checkpoint is
+   a twin of their top document in the other state (``with_noise``); with ``glued_fraction``, some
+   groups have words run together as in PDF text (``data.with_glued_words``). The best dev checkpoint is
    written to ``--out`` (bf16, published layout).
 5. The default pair length (``model_max_length``) and long-document mode (truncate, or the best window
    of that length) are chosen on the dev set among 128-384 tokens.
@@ -62,7 +65,9 @@ from .data import (
     groups_from_keyword_queries,
     groups_from_pseudo_queries,
     groups_from_queries,
+    line_passages,
     read_groups,
+    with_glued_words,
     write_groups,
 )
 from .teachers import BiEncoder, HybridTeacher, LocalTeacher
@@ -77,6 +82,9 @@ MSMARCO_POOLS = ("trec-dl19-passage-rerank", "msmarco-dev-600q-bm25top20")
 # comes from its pool, so its figures are the one MS MARCO-style measure free of the training text.
 HELD_OUT = "trec-dl21-passage-rerank"
 NFCORPUS = "nfcorpus-original-preprocessed"
+# Train meetings only: the test meetings' transcripts are never read (QMSum test is an evaluation set).
+QMSUM = "longdoc-qmsum"
+QMSUM_TRAIN_SPLITS = ("train", "train-summary")  # questions, and reference summaries used as queries
 
 
 @dataclass
@@ -97,6 +105,11 @@ class RecipeConfig:
     n_ict: int = 0
     n_title: int = 0
     n_wikiqa_pool: int = 2_118  # WikiQA train questions against the MS MARCO passage pools
+    # QMSum train queries (questions and summaries, up to ~100 words) against ~100-word passages of the
+    # train meetings, spread evenly over the first n_train groups: long question-style queries, which
+    # keyword pseudo-queries never are. 0 in rounds 1-2.
+    n_qmsum: int = 0
+    qmsum_passage_words: int = 100
     # Groups trained on (a prefix of the seeded shuffle of all sources; None: all). 6,000 keep teacher
     # scoring to minutes; 900 steps of 4 groups see 3,600 of them.
     n_train: int | None = 6_000
@@ -116,6 +129,9 @@ class RecipeConfig:
     # and the most noise words a copy gets; the dev set gets such a copy of every group too.
     noise_fraction: float = 0.5
     noise_max_words: int = 220  # with the document, about what fits the 320-token training pairs
+    # Share of training groups (after the noise copies) whose documents get runs of glued words (PDF
+    # extraction text); 0 in rounds 1-2.
+    glued_fraction: float = 0.0
     init: str = "minilm"  # student init: minilm, or teacher:<checkpoint> to continue from a model
     max_length: int = 320  # training pair length: room for a document and the noise around it
     position: str = "absolute"  # student positions: absolute (MiniLM's own table) or alibi
@@ -205,7 +221,35 @@ def build_groups(config: RecipeConfig) -> tuple[list[Group], list[Group]]:
     sources = scifact_train + wikiqa_train + ict + titles + keywords + wikiqa_pool + nfcorpus_questions
     train = [g for g in sources if len(g.doc_ids) == 1 + k]
     rng.shuffle(train)
+    if config.n_qmsum:
+        qmsum = qmsum_groups(data / QMSUM, config.n_qmsum, 1 + k, seed, config.qmsum_passage_words)
+        train = spread(train, qmsum, config.n_train or len(train) + len(qmsum))
     return train, dev
+
+
+def qmsum_groups(qmsum: Path, n: int, group_size: int, seed: int, passage_words: int) -> list[Group]:
+    """A seeded sample of ``n`` QMSum train queries (questions and summaries), each against its BM25
+    top ``group_size`` among passages of the train meetings (teacher-labelled: QMSum judges meetings,
+    not passages)."""
+    queries: dict[str, str] = {}
+    meetings: dict[str, Document] = {}
+    for split in QMSUM_TRAIN_SPLITS:
+        data = load_beir(qmsum, split)
+        queries.update(data.queries)
+        meetings.update({doc: data.corpus[doc] for judged in data.qrels.values() for doc in judged})
+    passages = line_passages(meetings, passage_words)
+    sample = dict(random.Random(seed).sample(sorted(queries.items()), min(n, len(queries))))
+    return groups_from_queries(sample, passages, k=group_size, source="qmsum-train:qmsum-train-passages")
+
+
+def spread(groups: list[Group], extra: list[Group], span: int) -> list[Group]:
+    """``groups`` with ``extra`` inserted at even intervals over the first ``span`` positions, so a
+    prefix of that length holds all of them, in the same share all along."""
+    out = list(groups)
+    step = span / max(1, len(extra))
+    for i, group in enumerate(extra):
+        out.insert(int(i * step), group)
+    return out
 
 
 def nfcorpus_train_queries(nfcorpus: Path) -> dict[str, str]:
@@ -254,6 +298,8 @@ def data_key(config: RecipeConfig) -> str:
         "n_train",
     )
     settings = {f: getattr(config, f) for f in fields}
+    # Sources added after round 2 enter the key only when used, so earlier runs keep their group files.
+    settings |= {f: getattr(config, f) for f in ("n_qmsum", "qmsum_passage_words") if config.n_qmsum}
     text = json.dumps({**settings, "pools": MSMARCO_POOLS}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
@@ -346,6 +392,9 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
         train = with_noise(
             train, config.noise_fraction, config.noise_max_words, noise, config.seed, twin=True
         )
+    if config.glued_fraction:
+        rng = random.Random(config.seed + 2)
+        train = [with_glued_words(g, rng) if rng.random() < config.glued_fraction else g for g in train]
     return train, dev, teacher_info
 
 
@@ -740,6 +789,15 @@ def main(argv: list[str] | None = None) -> None:
         help="most noise words a copy gets",
     )
     parser.add_argument(
+        "--n-qmsum", type=int, default=RecipeConfig.n_qmsum, help="QMSum train queries to train on"
+    )
+    parser.add_argument(
+        "--glued-fraction",
+        type=float,
+        default=RecipeConfig.glued_fraction,
+        help="groups whose documents get runs of glued words",
+    )
+    parser.add_argument(
         "--cross-encoder",
         default=None,
         help="an earlier student that joins the teacher (self-distillation), weight chosen on the dev set",
@@ -762,6 +820,8 @@ def main(argv: list[str] | None = None) -> None:
         n_train=args.n_train,
         noise_fraction=args.noise_fraction,
         noise_max_words=args.noise_max_words,
+        n_qmsum=args.n_qmsum,
+        glued_fraction=args.glued_fraction,
         cross_encoder=args.cross_encoder,
         train=overrides,
     )
