@@ -258,3 +258,63 @@ def test_server_auto_chunks_for_a_model_that_declares_it(chunking_checkpoint, se
     service.close()
     mode = options["long_documents"]
     assert (mode.mode if isinstance(mode, LongDocuments) else mode) == expected
+
+
+def test_a_document_that_fits_the_pair_is_read_whole_whatever_the_window(needle_reranker):
+    tokenizer = needle_reranker.tokenizer
+    query = tokenizer.encode_texts(["where is the zebra"])[0]
+    fits = list(range(1000, 1040))
+    options = LongDocuments(window_length=24, chunk_size=10)
+    (whole,) = chunk_pair(tokenizer, query, fits, 64, 32, options)
+    assert whole.input_ids[2 + len(query) : -1] == fits  # one pair, nothing cut
+    too_long = list(range(1000, 1100))
+    windows = chunk_pair(tokenizer, query, too_long, 64, 32, LongDocuments(window_length=24))
+    room = 24 - tokenizer.template.num_special_tokens - len(query)
+    assert {len(w) for w in windows} == {24}  # the window's length, not max_length's
+    assert len(windows) == len(window_starts(len(too_long), room, room * 3 // 4))
+    capped = chunk_pair(tokenizer, query, too_long, 32, 16, LongDocuments(window_length=48))
+    assert {len(w) for w in capped} == {32}  # a window never outgrows max_length
+
+
+def test_short_windows_find_a_needle_and_short_documents_stay_whole(needle_reranker):
+    needle_at_end = FILLER_WORD * 300 + NEEDLE
+    short = FILLER_WORD * 40 + NEEDLE
+    results = needle_reranker.rerank(
+        "which animal", [needle_at_end, short], max_length=128, long_documents=LongDocuments(window_length=48)
+    )
+    chunks = {r.index: r.num_chunks for r in results}
+    assert all(r.relevance_score > 0.99 for r in results)
+    assert chunks[1] == 1  # fits 128 tokens: one pair
+    assert chunks[0] == len(window_starts(301, 48 - 3 - 2, (48 - 3 - 2) * 3 // 4))
+
+
+def test_the_checkpoints_window_fills_options_that_name_none():
+    from turborank.chunking import resolve_long_documents
+
+    assert resolve_long_documents("auto", "chunk", 96) == LongDocuments(window_length=96)
+    assert resolve_long_documents("chunk", "truncate", 96) == LongDocuments(window_length=96)
+    assert resolve_long_documents("auto", "truncate", 96) is None
+    assert resolve_long_documents(LongDocuments(mode="auto"), "chunk", 96).window_length == 96
+    assert resolve_long_documents(LongDocuments(window_length=64), "chunk", 96).window_length == 64
+    with pytest.raises(InputError, match="window_length"):
+        LongDocuments(window_length=0)
+
+
+def test_a_checkpoint_declares_its_window(tmp_path):
+    import shutil
+
+    directory = tmp_path / "model"
+    shutil.copytree(FIXTURES / "small", directory)
+    config = json.loads((directory / "config.json").read_text())
+    config["turborank"] = {"long_documents": "chunk", "window_length": 48}
+    (directory / "config.json").write_text(json.dumps(config))
+    reranker = Reranker.from_pretrained(directory, device="cpu")
+    assert reranker.window_length == 48 and reranker.info()["window_length"] == 48
+    document = "word " * 300
+    _, owners, options = reranker.encode_long([("a query", document)], max_length=128)
+    assert options.window_length == 48 and len(owners) > 300 // 48
+    _, owners, _ = reranker.encode_long(
+        [("a query", document)], 128, long_documents=LongDocuments(window_length=128)
+    )
+    assert len(owners) < 300 // 48  # the caller's window wins
+    assert Reranker.from_pretrained(FIXTURES / "small", device="cpu").window_length is None

@@ -20,6 +20,7 @@ from .checkpoint import (
     declared_activation,
     declared_long_documents,
     declared_max_length,
+    declared_window_length,
     load_model,
     resolve_model_dir,
     weights_path,
@@ -179,12 +180,15 @@ class Reranker:
         default_max_length: int | None = None,
         activation_fn: Activation | None = None,
         long_documents: str = "truncate",
+        window_length: int | None = None,
     ):
         self.config = model.config
         self.activation_fn = activation_fn or resolve_activation(None, model.config.num_labels)
         self.default_max_length = default_max_length
         # What long_documents="auto" (every method's default) means for this model: truncate or chunk.
         self.long_documents = long_documents
+        # The window a chunked document is read in when the caller names none (None: max_length).
+        self.window_length = window_length
         self.tokenizer = tokenizer
         self.device = device or torch.device("cpu")
         self.dtype = dtype
@@ -267,6 +271,7 @@ class Reranker:
             default_max_length=None if model.config.uses_alibi else declared_max_length(directory),
             activation_fn=resolve_activation(declared_activation(directory), model.config.num_labels),
             long_documents=declared_long_documents(directory),
+            window_length=declared_window_length(directory),
         )
 
     @property
@@ -315,7 +320,7 @@ class Reranker:
             The encodings, the pair index each belongs to, and the resolved chunking options (None when
             truncating). Chunk windows always keep the query whole up to its cap, whatever ``truncation``.
         """
-        options = resolve_long_documents(long_documents, self.long_documents)
+        options = resolve_long_documents(long_documents, self.long_documents, self.window_length)
         if options is None:
             return self.encode(pairs, max_length, truncation), list(range(len(pairs))), None
         max_length = self._check_max_length(max_length)
@@ -564,6 +569,7 @@ class Reranker:
             "parameters": sum(p.numel() for p in self.engine.backend.model.parameters()),
             "max_length": self.max_length,
             "long_documents": self.long_documents,
+            "window_length": self.window_length,
             "max_positions": self.max_positions,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),

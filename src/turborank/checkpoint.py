@@ -153,6 +153,14 @@ def declared_long_documents(directory: Path) -> str:
     return "chunk" if mode == "chunk" else "truncate"
 
 
+def declared_window_length(directory: Path) -> int | None:
+    """Pair tokens per window in which the checkpoint wants documents too long for its default length
+    read (config.json's ``turborank`` block, ``window_length``); None: windows of the default length."""
+    block = optional_json_field(directory / CONFIG_FILE, "turborank")
+    length = block.get("window_length") if isinstance(block, dict) else None
+    return length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else None
+
+
 def declared_activation(directory: Path) -> str | None:
     """The activation sentence-transformers' CrossEncoder applies in ``predict``, as a dotted path
     (``torch.nn.modules.linear.Identity``), looked up where each of its versions saves it:

@@ -1,10 +1,12 @@
 """Long documents: split into overlapping windows, score each window, aggregate per document.
 
-A document longer than what fits next to the query is cut into windows of ``chunk_size`` tokens whose
-starts are ``chunk_stride`` apart; the query is repeated in every window, and each window becomes one
-ordinary pair encoding. The engine batches windows like any other pair, so the scheduler needs no
-special case: ``ScoringPlan.owners`` maps every window back to its document and the per-document logit
-is an aggregate of its windows' logits (taken in logit space; the score is the sigmoid of the result).
+A document that fits next to the query in ``max_length`` tokens is read whole, in one pair. A longer one
+is cut into windows of ``chunk_size`` tokens (by default all that fit next to the query in
+``window_length`` tokens, or in ``max_length``) whose starts are ``chunk_stride`` apart; the query is
+repeated in every window, and each window becomes one ordinary pair encoding. The engine batches
+windows like any other pair, so the scheduler needs no special case: ``ScoringPlan.owners`` maps every
+window back to its document and the per-document logit is an aggregate of its windows' logits (taken
+in logit space; the score is the sigmoid of the result).
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class LongDocuments:
     """
 
     mode: str = "chunk"
+    # Pair tokens per window (query, document part, special tokens) of a document too long for max_length;
+    # None: max_length. A model can read short passages best whole and long texts in short windows, where
+    # an answer shares its window with less unrelated text (the default model declares its own).
+    window_length: int | None = None
     # Document tokens per window. None: everything that fits max_length after the query and the special
     # tokens. Larger values are capped to that room, so a window never truncates.
     chunk_size: int | None = None
@@ -69,7 +75,7 @@ class LongDocuments:
             raise InputError(f"long_documents must be one of {LONG_DOCUMENT_MODES}, got {self.mode!r}")
         if self.aggregation not in AGGREGATIONS:
             raise InputError(f"aggregation must be one of {tuple(AGGREGATIONS)}, got {self.aggregation!r}")
-        for name in ("chunk_size", "chunk_stride", "max_chunks_per_doc", "top_k"):
+        for name in ("window_length", "chunk_size", "chunk_stride", "max_chunks_per_doc", "top_k"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise InputError(f"{name} must be a positive integer or None, got {value!r}")
@@ -85,20 +91,23 @@ class LongDocuments:
 
 
 def resolve_long_documents(
-    value: str | LongDocuments, model_default: str = "truncate"
+    value: str | LongDocuments, model_default: str = "truncate", window_length: int | None = None
 ) -> LongDocuments | None:
     """``"truncate"`` -> None (plain truncation); ``"chunk"`` -> default chunking; options pass through.
 
-    ``"auto"`` (alone or as a ``LongDocuments`` mode) takes ``model_default``, the checkpoint's own mode.
+    ``"auto"`` (alone or as a ``LongDocuments`` mode) takes ``model_default``, the checkpoint's own mode;
+    ``window_length``, the checkpoint's own window, fills options that set none.
     """
     if isinstance(value, LongDocuments):
-        return replace(value, mode=model_default) if value.mode == "auto" else value
+        if value.mode == "auto":
+            value = replace(value, mode=model_default)
+        return value if value.window_length else replace(value, window_length=window_length)
     if value == "auto":
         value = model_default
     if value == "truncate":
         return None
     if value == "chunk":
-        return LongDocuments()
+        return LongDocuments(window_length=window_length)
     raise InputError(f"long_documents must be one of {LONG_DOCUMENT_MODES} or a LongDocuments, got {value!r}")
 
 
@@ -128,15 +137,22 @@ def chunk_pair(
     max_query_length: int,
     options: LongDocuments,
 ) -> list[PairEncoding]:
-    """One pair encoding per window of the document, the (capped) query repeated in each."""
-    budget = tokenizer.text_budget(max_length)
-    room = budget - min(len(query_ids), max_query_length, budget - 1)
+    """The whole pair when the document fits ``max_length`` next to the (capped) query, else one pair
+    encoding per window of the document, the query repeated in each."""
+    if len(document_ids) <= _room(tokenizer, query_ids, max_length, max_query_length):
+        return [tokenizer.join(query_ids, document_ids, max_length, max_query_length)]
+    window = min(options.window_length or max_length, max_length)
+    room = _room(tokenizer, query_ids, window, max_query_length)
     size = min(options.chunk_size or room, room)
     stride = options.chunk_stride or max(1, size * 3 // 4)
     starts = window_starts(len(document_ids), size, stride, options.max_windows)
-    return [
-        tokenizer.join(query_ids, document_ids[s : s + size], max_length, max_query_length) for s in starts
-    ]
+    return [tokenizer.join(query_ids, document_ids[s : s + size], window, max_query_length) for s in starts]
+
+
+def _room(tokenizer: PairTokenizer, query_ids: Sequence[int], length: int, max_query_length: int) -> int:
+    """Document tokens that fit in a pair of ``length`` tokens next to the (capped) query."""
+    budget = tokenizer.text_budget(length)
+    return budget - min(len(query_ids), max_query_length, budget - 1)
 
 
 def chunk_pairs(

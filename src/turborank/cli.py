@@ -70,6 +70,13 @@ def add_long_document_arguments(parser: argparse.ArgumentParser) -> None:
         "(default): what the model declares (chunk for the default model, else truncate)",
     )
     parser.add_argument(
+        "--window-length",
+        type=int,
+        default=None,
+        help="pair tokens per window of a document too long for --max-length (default: what the model "
+        "declares, else --max-length)",
+    )
+    parser.add_argument(
         "--chunk-size", type=int, default=None, help="document tokens per window (default: all that fit)"
     )
     parser.add_argument(
@@ -86,6 +93,7 @@ def long_documents_from_args(args: argparse.Namespace):  # noqa: ANN201 - LongDo
 
     return LongDocuments(
         mode=args.long_documents,
+        window_length=args.window_length,
         chunk_size=args.chunk_size,
         chunk_stride=args.chunk_stride,
         max_chunks_per_doc=args.max_chunks_per_doc,

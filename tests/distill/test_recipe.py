@@ -13,6 +13,7 @@ import torch
 from turborank.checkpoint import load_model
 from turborank.distill.data import Group
 from turborank.distill.recipe import (
+    WHOLE_TOLERANCE,
     RecipeConfig,
     TeacherScorer,
     choose_reading,
@@ -108,18 +109,25 @@ def test_the_reading_is_chosen_on_the_dev_set_and_written_as_the_default(tmp_pat
     shutil.copytree(FIXTURE, checkpoint)
     texts = [[" ".join(WORDS[i : i + n] * 20) for n in (1, 3, 5)] for i in range(6)]
     dev = [Group(f"q{i}", WORDS[i], ["a", "b", "c"], texts[i], [1, 0, 0]) for i in range(6)]
-    *best, logits = choose_reading(checkpoint, dev, (16, 24, 64), tmp_path)
-    best = tuple(best)
-    assert len(logits) == 18  # the winner's logits of every dev document, for calibration
+    length, mode, window, logits = choose_reading(checkpoint, dev, (16, 24, 64), tmp_path)
+    assert len(logits) == 18  # the reading's logits of every dev document, for calibration
     record = json.loads((tmp_path / "inference_length.json").read_text())
     scores = {tuple(key.split(",")): v for key, v in record["dev_ndcg@10"].items()}
-    assert sorted(scores) == [(n, m) for n in ("16", "24", "64") for m in ("chunk", "truncate")]
-    assert record["chosen"] == {"max_length": best[0], "long_documents": best[1]}
-    assert scores[(str(best[0]), best[1])] == max(scores.values())
-    ties = [(int(n), m) for (n, m), v in scores.items() if round(v, 4) == round(max(scores.values()), 4)]
-    assert best == min(ties, key=lambda key: (key[0], key[1] != "truncate"))  # ties: shorter, then truncate
+    plain = {(int(n), m): v for (n, m, *window_part), v in scores.items() if not window_part}
+    assert sorted(plain) == [(n, m) for n in (16, 24, 64) for m in ("chunk", "truncate")]
+    ties = [key for key, v in plain.items() if round(v, 4) == round(max(plain.values()), 4)]
+    best = min(ties, key=lambda key: (key[0], key[1] != "truncate"))  # ties: shorter, then truncate
+    windowed = {int(n): v for (n, m, *w), v in scores.items() if w == [f"window={best[0]}"]}
+    if best[1] == "chunk":  # longer pairs read fitting documents whole, the rest in the best windows
+        assert sorted(windowed) == [n for n in (16, 24, 64) if n > best[0]]
+        near = [n for n, v in windowed.items() if v >= plain[best] - WHOLE_TOLERANCE]
+        assert (length, window) == ((max(near), best[0]) if near else (best[0], None))
+    else:
+        assert not windowed and (length, window) == (best[0], None)
+    assert mode == best[1]
+    assert record["chosen"] == {"max_length": length, "long_documents": mode, "window_length": window}
     tokenizer_config = json.loads((checkpoint / "tokenizer_config.json").read_text())
-    assert tokenizer_config["model_max_length"] == best[0]
+    assert tokenizer_config["model_max_length"] == length
     assert tokenizer_config["do_lower_case"] is True  # the rest of the file is kept
 
 
@@ -169,7 +177,7 @@ def test_the_declared_mode_is_what_auto_reads(tmp_path) -> None:
 
     from conftest import FIXTURES
 
-    from turborank.checkpoint import declared_long_documents
+    from turborank.checkpoint import declared_long_documents, declared_window_length
     from turborank.distill.recipe import declare_long_documents
 
     shutil.copytree(FIXTURES / "small", tmp_path / "m")
@@ -178,8 +186,13 @@ def test_the_declared_mode_is_what_auto_reads(tmp_path) -> None:
     after = json.loads((tmp_path / "m" / "config.json").read_text())
     assert after == {**before, "turborank": {"long_documents": "chunk"}}
     assert declared_long_documents(tmp_path / "m") == "chunk"
+    declare_long_documents(tmp_path / "m", "chunk", 192)
+    assert declared_window_length(tmp_path / "m") == 192
     declare_long_documents(tmp_path / "m", "truncate")
     assert declared_long_documents(tmp_path / "m") == "truncate"
+    assert declared_window_length(tmp_path / "m") is None
+    with pytest.raises(ValueError, match="needs the chunk mode"):
+        declare_long_documents(tmp_path / "m", "truncate", 192)
     with pytest.raises(ValueError, match="truncate or chunk"):
         declare_long_documents(tmp_path / "m", "auto")
 

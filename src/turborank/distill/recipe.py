@@ -28,9 +28,11 @@ training resumes from its saved state):
    groups have words run together as in PDF text (``data.with_glued_words``). The best dev checkpoint is
    written to ``--out`` (bf16, published layout).
 5. The default pair length (``model_max_length``) and long-document mode (truncate, or the best window
-   of that length) are chosen on the dev set among 128-384 tokens.
+   of that length) are chosen on the dev set among 128-384 tokens; with windows, the longest pair that
+   still reads a document whole at no real dev loss (``WHOLE_TOLERANCE``) becomes the default length,
+   the windows keeping theirs (``window_length``).
 6. The classifier is calibrated on the dev labels (Platt scaling), so scores read as P(relevant).
-7. config.json declares the chosen mode, which ``long_documents="auto"`` follows.
+7. config.json declares the chosen mode and window, which ``long_documents="auto"`` follows.
 
 Uses a GPU when one is present (TrainConfig.device="auto"); the CPU numbers in the model card come
 from the 2-core CPU it was trained on.
@@ -82,6 +84,10 @@ MSMARCO_POOLS = ("trec-dl19-passage-rerank", "msmarco-dev-600q-bm25top20")
 # comes from its pool, so its figures are the one MS MARCO-style measure free of the training text.
 HELD_OUT = "trec-dl21-passage-rerank"
 NFCORPUS = "nfcorpus-original-preprocessed"
+# Dev NDCG@10 that reading a document whole up to a longer pair may cost (step 5) against reading it in
+# windows: a 200-token passage then costs one pair instead of two overlapping windows. Long texts keep
+# the chosen windows, so an answer still shares its window with no more unrelated text than before.
+WHOLE_TOLERANCE = 0.005
 # Train meetings only: the test meetings' transcripts are never read (QMSum test is an evaluation set).
 QMSUM = "longdoc-qmsum"
 QMSUM_TRAIN_SPLITS = ("train", "train-summary")  # questions, and reference summaries used as queries
@@ -484,52 +490,73 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
 
 def choose_reading(
     checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path, max_docs: int = 10
-) -> tuple[int, str, list[float]]:
-    """Step 5: the pair length and long-document mode the model scores best at on the dev set.
+) -> tuple[int, str, int | None, list[float]]:
+    """Step 5: the pair length, long-document mode and window the model scores best at on the dev set.
 
     Each length is tried truncating documents and reading them in windows of that length (the best
     window stands for the document, as the MaxP teacher's best 48-word window does). Short windows can
     win even on documents that would fit whole: on v3b's dev set 192-token windows beat truncation at
     256 and 320 (SciFact dev 0.799 vs 0.783 / 0.766). The winner (the shorter, then truncation, on a tie)
-    becomes ``model_max_length`` in tokenizer_config.json, the default ``max_length`` of
-    absolute-position models; the sweep is kept in ``inference_length.json``.
+    is the reading. When it reads windows, each longer length is then tried reading the documents that
+    fit it whole and the rest in the winner's windows: the longest within ``WHOLE_TOLERANCE`` of the
+    winner becomes the default length (it reads the most documents in one pair) and the winner's
+    length the declared window. The length becomes ``model_max_length`` in tokenizer_config.json, the
+    default ``max_length`` of absolute-position models; the sweep is kept in ``inference_length.json``.
 
     Returns:
-        (length, mode, the winner's logits of each group's first ``max_docs`` documents, for step 6).
+        (length, mode, window length or None, the reading's logits of each group's first ``max_docs``
+        documents, for step 6).
     """
     from ..api import Reranker
     from ..checkpoint import TOKENIZER_CONFIG_FILE
-    from ..chunking import READING_MODES
+    from ..chunking import READING_MODES, LongDocuments
     from .train import group_ndcg
 
     reranker = Reranker.from_pretrained(checkpoint, device="cpu")
     pairs = [(g.query, text) for g in dev for text in g.doc_texts[:max_docs]]
     scores, logits = {}, {}
+
+    def measure(length: int, mode: str, window: int | None = None) -> None:
+        reading = LongDocuments(window_length=window) if window else mode
+        key = (length, mode, window)
+        logits[key] = reranker.compute_score(
+            pairs, max_length=length, long_documents=reading, normalize=False, show_progress_bar=False
+        )
+        scores[key] = group_ndcg(dev, logits[key], max_docs)
+        log.info("dev NDCG@10 at %s: %.4f", _reading_name(*key), scores[key])
+
     for length in lengths:
         for mode in READING_MODES:
-            logits[(length, mode)] = reranker.compute_score(
-                pairs, max_length=length, long_documents=mode, normalize=False, show_progress_bar=False
-            )
-            scores[(length, mode)] = group_ndcg(dev, logits[(length, mode)], max_docs)
-            log.info("dev NDCG@10 at max_length %d, %s: %.4f", length, mode, scores[(length, mode)])
-    length, mode = max(scores, key=lambda key: (round(scores[key], 4), -key[0], key[1] == "truncate"))
+            measure(length, mode)
+    best = max(scores, key=lambda key: (round(scores[key], 4), -key[0], key[1] == "truncate"))
+    length, mode, window = best
+    if mode == "chunk":
+        for longer in (n for n in lengths if n > length):
+            measure(longer, mode, length)
+        whole = [key for key in scores if key[2] == length and scores[key] >= scores[best] - WHOLE_TOLERANCE]
+        if whole:
+            length, mode, window = max(whole)
     config_path = checkpoint / TOKENIZER_CONFIG_FILE
     tokenizer_config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     config_path.write_text(json.dumps({**tokenizer_config, "model_max_length": length}) + "\n")
     record = {
-        "dev_ndcg@10": {f"{n},{m}": v for (n, m), v in scores.items()},
-        "chosen": {"max_length": length, "long_documents": mode},
+        "dev_ndcg@10": {_reading_name(*key): v for key, v in scores.items()},
+        "chosen": {"max_length": length, "long_documents": mode, "window_length": window},
         "dev_groups": len(dev),
     }
     (work_dir / "inference_length.json").write_text(json.dumps(record, indent=2) + "\n")
-    return length, mode, logits[(length, mode)]
+    return length, mode, window, logits[(length, mode, window)]
+
+
+def _reading_name(length: int, mode: str, window: int | None) -> str:
+    return f"{length},{mode}" + (f",window={window}" if window else "")
 
 
 def finish_checkpoint(checkpoint: Path, dev: list[Group], lengths: tuple[int, ...], work_dir: Path) -> None:
     """Steps 5-7 on a trained checkpoint: default reading, calibrated scores, long-document mode declared."""
-    _, mode, dev_logits = choose_reading(checkpoint, dev, lengths, work_dir)
+    _, mode, window, dev_logits = choose_reading(checkpoint, dev, lengths, work_dir)
     calibrate(checkpoint, dev, dev_logits, work_dir)
-    declare_long_documents(checkpoint, mode)
+    declare_long_documents(checkpoint, mode, window)
 
 
 def calibrate(
@@ -583,19 +610,23 @@ def platt(logits: torch.Tensor, labels: torch.Tensor, steps: int = 50) -> tuple[
     return float(theta[0]), float(theta[1])
 
 
-def declare_long_documents(checkpoint: Path, mode: str) -> None:
-    """Step 7: config.json names the long-document mode step 5 chose, which ``long_documents="auto"``
-    follows. With "chunk" the model reads long documents window by window, as it was trained to keep an
-    answer's score inside a window of unrelated text; truncating drops any answer past the first window.
+def declare_long_documents(checkpoint: Path, mode: str, window_length: int | None = None) -> None:
+    """Step 7: config.json names the long-document mode and window step 5 chose, which
+    ``long_documents="auto"`` follows. With "chunk" the model reads long documents window by window, as
+    it was trained to keep an answer's score inside a window of unrelated text; truncating drops any
+    answer past the first window.
     """
     from ..checkpoint import CONFIG_FILE
     from ..chunking import READING_MODES
 
     if mode not in READING_MODES:
         raise ValueError(f"long-document mode must be truncate or chunk, got {mode!r}")
+    if window_length is not None and mode != "chunk":
+        raise ValueError(f"a window length needs the chunk mode, got {mode!r}")
+    block = {"long_documents": mode} | ({"window_length": window_length} if window_length else {})
     path = checkpoint / CONFIG_FILE
     config = json.loads(path.read_text())
-    path.write_text(json.dumps({**config, "turborank": {"long_documents": mode}}, indent=2) + "\n")
+    path.write_text(json.dumps({**config, "turborank": block}, indent=2) + "\n")
 
 
 def write_recipe_card(config: RecipeConfig, groups: list[Group], teacher_info: dict, out: Path) -> Path:
