@@ -64,10 +64,15 @@ def test_the_default_model_names_itself(default_reranker):
     assert default_reranker.info()["name"] == "turborank-default"
     # Absolute positions: 512 at most, longer documents go through chunking. The default pair length and
     # reading are the ones the recipe chose on its dev set (tokenizer_config.json's model_max_length,
-    # config.json's long_documents): 192-token windows, the best one per document.
+    # config.json's long_documents and window_length): a document that fits 256 tokens is read whole, a
+    # longer one in 192-token windows, the best one standing for the document.
     declared = json.loads((DEFAULT_MODEL_DIR / "tokenizer_config.json").read_text())["model_max_length"]
-    assert default_reranker.max_positions == 512 and default_reranker.max_length == declared == 192
-    assert default_reranker.long_documents == "chunk"
+    assert default_reranker.max_positions == 512 and default_reranker.max_length == declared == 256
+    assert default_reranker.long_documents == "chunk" and default_reranker.window_length == 192
+    passage, chunk = "word " * 200, "word " * 1000
+    (whole,) = default_reranker.rerank("a query", [passage])
+    (windows,) = default_reranker.rerank("a query", [chunk])
+    assert whole.num_chunks == 1 and windows.num_chunks == 7  # 1,000 tokens: 187 per window, 140 apart
 
 
 @pytest.mark.parametrize(("query", "documents", "relevant"), CASES)
