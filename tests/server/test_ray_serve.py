@@ -86,10 +86,12 @@ def test_metrics_through_the_proxy_cover_every_replica(ray_url):
     # Replicas swap metrics on each health check (every 10 s); any replica then answers for all. A replica
     # shows up once it has served a request, which the router may delay on a loaded machine (a CI check
     # with other jobs on 2 cores took over 60 s), so the wait is generous: it bounds a hang, not speed.
+    # Requests go four at a time: one alone finds both replicas idle, and a busy machine's router sent
+    # every such request to the same replica for 180 s; queued ones it spreads.
     deadline = time.monotonic() + 180
-    with httpx.Client(base_url=ray_url, timeout=60) as client:
+    with httpx.Client(base_url=ray_url, timeout=60) as client, ThreadPoolExecutor(4) as pool:
         while True:
-            client.post(REQUESTS[0][0], json=REQUESTS[0][1], headers=AUTH)
+            list(pool.map(lambda _: client.post(REQUESTS[0][0], json=REQUESTS[0][1], headers=AUTH), range(4)))
             text = client.get("/metrics").text
             replicas = set(re.findall(r'turborank_requests_total\{[^}]*replica="([^"]+)"', text))
             if len(replicas) == 2:
