@@ -511,10 +511,7 @@ def embed_in_noise(
     direct lesson that surrounding text changes nothing. Needs teacher scores and two documents.
     """
     texts = [_maybe_diluted(text, noise, rng, max_words) for text in group.doc_texts]
-    doc_ids = [
-        d if t == text else f"{d}#noise"
-        for d, t, text in zip(group.doc_ids, texts, group.doc_texts, strict=True)
-    ]
+    doc_ids = _marked_ids(group, texts, "noise")
     labels = list(group.labels)
     teacher = None if group.teacher is None else list(group.teacher)
     if twin:
@@ -526,6 +523,14 @@ def embed_in_noise(
         doc_ids[-1] = f"{group.doc_ids[top]}#twin"
         texts[-1], labels[-1], teacher[-1] = other, labels[top], teacher[top]
     return Group(f"{group.qid}#noise", group.query, doc_ids, texts, labels, teacher, f"{group.source}+noise")
+
+
+def _marked_ids(group: Group, texts: Sequence[str], mark: str) -> list[str]:
+    """The group's doc ids, ``<id>#<mark>`` where a copy's text differs from the original."""
+    return [
+        d if new == old else f"{d}#{mark}"
+        for d, new, old in zip(group.doc_ids, texts, group.doc_texts, strict=True)
+    ]
 
 
 def _maybe_diluted(text: str, noise: Sequence[str], rng: random.Random, max_words: int) -> str:
@@ -560,14 +565,10 @@ def with_glued_words(group: Group, rng: random.Random) -> Group:
     unchanged, since the words still say the same thing.
     """
     texts = [glue_words(text, rng) if rng.random() < 0.5 else text for text in group.doc_texts]
-    doc_ids = [
-        d if t == text else f"{d}#glued"
-        for d, t, text in zip(group.doc_ids, texts, group.doc_texts, strict=True)
-    ]
     return Group(
         f"{group.qid}#glued",
         group.query,
-        doc_ids,
+        _marked_ids(group, texts, "glued"),
         texts,
         list(group.labels),
         None if group.teacher is None else list(group.teacher),
