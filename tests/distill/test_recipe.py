@@ -11,13 +11,17 @@ import pytest
 import torch
 
 from turborank.checkpoint import load_model
+from turborank.distill.command import field_help
 from turborank.distill.data import Group
 from turborank.distill.recipe import (
+    RECIPE_FLAGS,
     WHOLE_TOLERANCE,
     RecipeConfig,
     TeacherScorer,
+    build_parser,
     choose_reading,
     choose_teacher,
+    config_from,
     cross_encoder_member,
     dev_subset,
     evaluate_teacher,
@@ -348,3 +352,15 @@ def test_qmsum_groups_read_train_queries_against_train_meetings_only() -> None:
     assert not meetings & {m for judged in evaluation.values() for m in judged}
     assert {g.qid[-1] for g in groups} == {"q", "a"}  # questions and summaries both
     assert groups == qmsum_groups(QMSUM, 60, 8, seed=0, passage_words=100)
+
+
+def test_recipe_flags_are_config_fields_with_help():
+    argv = ["--work", "w", "--n-train", "12", "--position", "alibi", "--glued-fraction", "0.25"]
+    config = config_from(build_parser().parse_args([*argv, "--cross-encoder", "m", "--set", "lr=4e-5"]))
+    assert (config.n_train, config.position, config.glued_fraction) == (12, "alibi", 0.25)
+    assert (config.cross_encoder, config.train, config.work_dir) == ("m", {"lr": 4e-5}, Path("w"))
+    assert config.max_steps == RecipeConfig.max_steps  # unset flags keep the dataclass default
+    helps = field_help(RecipeConfig)
+    assert all(helps[name] for name in RECIPE_FLAGS)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--position", "rotary"])

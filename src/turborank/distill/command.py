@@ -46,22 +46,27 @@ def field_help(cls: type) -> dict[str, str]:
     return helps
 
 
-def add_train_arguments(group: argparse._ArgumentGroup) -> None:
-    """One flag per TrainConfig field (defaults and help from the dataclass)."""
-    helps = field_help(TrainConfig)
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        if f.name in OWN_FLAGS:
-            continue
-        flag = "--" + f.name.replace("_", "-")
+def add_dataclass_arguments(
+    group: argparse._ArgumentGroup | argparse.ArgumentParser, cls: type, names: typing.Iterable[str]
+) -> None:
+    """One flag per named field of dataclass ``cls`` (``max_steps`` -> ``--max-steps``), its default and
+    its comment as help; a ``Literal`` field gets its values as choices."""
+    helps = field_help(cls)
+    hints = typing.get_type_hints(cls)
+    by_name = {f.name: f for f in fields(cls)}
+    for name in names:
+        f = by_name[name]
+        flag = "--" + name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
-        text = f"{helps.get(f.name, '')} (default: {default})"
-        hint = hints[f.name]
+        text = f"{helps.get(name, '')} (default: {default})"
+        hint = hints[name]
         if hint is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
-            continue
-        kind = next(t for t in (*typing.get_args(hint), hint) if t in (int, float, str))
-        group.add_argument(flag, type=kind, default=default, help=text, metavar=kind.__name__.upper())
+        elif typing.get_origin(hint) is typing.Literal:
+            group.add_argument(flag, choices=typing.get_args(hint), default=default, help=text)
+        else:
+            kind = next(t for t in (*typing.get_args(hint), hint) if t in (int, float, str))
+            group.add_argument(flag, type=kind, default=default, help=text, metavar=kind.__name__.upper())
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -119,7 +124,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     student.add_argument("--layers", type=int, default=None, help="override the preset's layer count")
     student.add_argument("--position", choices=["alibi", "absolute"], default=None, help="override positions")
     student.add_argument("--tokenizer", type=Path, default=None, help="tokenizer directory for a random init")
-    add_train_arguments(p.add_argument_group("training (TrainConfig fields)"))
+    train_flags = [f.name for f in fields(TrainConfig) if f.name not in OWN_FLAGS]
+    add_dataclass_arguments(p.add_argument_group("training (TrainConfig fields)"), TrainConfig, train_flags)
 
 
 def run_distill(args: argparse.Namespace) -> int:

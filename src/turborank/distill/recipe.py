@@ -48,6 +48,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -59,6 +60,7 @@ from ..eval.data import Document, load_beir, read_corpus
 from ..eval.metrics import evaluate
 from ..eval.scoring import Scores
 from .cache import EmbeddingCache, TeacherCache, score_groups
+from .command import add_dataclass_arguments
 from .data import (
     Group,
     embed_in_noise,
@@ -98,7 +100,7 @@ class RecipeConfig:
     data_dir: Path = SHARED_DATA
     work_dir: Path = Path("runs/default")  # groups, caches, training state and log
     out_dir: Path = Path("src/turborank/default_model")
-    seed: int = 0
+    seed: int = 0  # groups, dev split, noise, data order and training
     k_negatives: int = 7  # documents per group = 1 + k_negatives
     # Keyword pseudo-queries (data.groups_from_keyword_queries) per unlabeled corpus: the bulk of the
     # training queries, since the allowed labelled sets hold only a few thousand questions.
@@ -140,7 +142,8 @@ class RecipeConfig:
     glued_fraction: float = 0.0
     init: str = "minilm"  # student init: minilm, or teacher:<checkpoint> to continue from a model
     max_length: int = 320  # training pair length: room for a document and the noise around it
-    position: str = "absolute"  # student positions: absolute (MiniLM's own table) or alibi
+    # Student positions: absolute (MiniLM's own table) or alibi.
+    position: Literal["absolute", "alibi"] = "absolute"
     # Optimizer steps of 4 groups: 52 minutes on 2 Zen 4 cores (AVX512-BF16, bf16 autocast); None: an epoch.
     max_steps: int | None = 900
     num_threads: int | None = None  # torch CPU threads; None: torch's default (every core)
@@ -152,6 +155,22 @@ class RecipeConfig:
     probe_groups: int = 400  # groups for the linear-probe head init (0: keep the random head)
     dev_train_groups: int = 90  # dev groups scored during training (a third SciFact, the rest WikiQA)
     train: dict = field(default_factory=dict)  # TrainConfig overrides
+
+
+# RecipeConfig fields that are command-line flags of the same name (``n_train`` -> ``--n-train``).
+RECIPE_FLAGS = (
+    "seed",
+    "position",
+    "max_steps",
+    "init",
+    "max_length",
+    "n_train",
+    "noise_fraction",
+    "noise_max_words",
+    "n_qmsum",
+    "glued_fraction",
+    "cross_encoder",
+)
 
 
 def pool_corpus(data_dir: Path) -> dict[str, Document]:
@@ -778,7 +797,8 @@ def _jsonable(value: object) -> object:
     return json.loads(json.dumps(value, default=str))
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The recipe's flags: paths and stages of its own, ``RECIPE_FLAGS`` from RecipeConfig, ``--set``."""
     parser = argparse.ArgumentParser(
         prog="python -m turborank.distill.recipe", description=__doc__.split("\n")[0]
     )
@@ -789,7 +809,6 @@ def main(argv: list[str] | None = None) -> None:
         "--work", type=Path, default=RecipeConfig.work_dir, help="groups, caches, training state"
     )
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data folder")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--stage",
         choices=("data", "all", "finish", "teacher-eval"),
@@ -799,63 +818,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--datasets", nargs="*", default=[], help="folders under --data for teacher-eval")
     parser.add_argument("--k", type=int, default=None, help="teacher-eval: candidates per query")
-    parser.add_argument("--position", choices=("absolute", "alibi"), default=RecipeConfig.position)
-    parser.add_argument("--max-steps", type=int, default=RecipeConfig.max_steps, help="optimizer steps")
-    parser.add_argument(
-        "--init", default=RecipeConfig.init, help="student init: minilm or teacher:<checkpoint>"
-    )
-    parser.add_argument(
-        "--max-length", type=int, default=RecipeConfig.max_length, help="training pair length"
-    )
-    parser.add_argument(
-        "--n-train", type=int, default=RecipeConfig.n_train, help="training groups (a prefix of the shuffle)"
-    )
-    parser.add_argument(
-        "--noise-fraction", type=float, default=RecipeConfig.noise_fraction, help="groups embedded in noise"
-    )
-    parser.add_argument(
-        "--noise-max-words",
-        type=int,
-        default=RecipeConfig.noise_max_words,
-        help="most noise words a copy gets",
-    )
-    parser.add_argument(
-        "--n-qmsum", type=int, default=RecipeConfig.n_qmsum, help="QMSum train queries to train on"
-    )
-    parser.add_argument(
-        "--glued-fraction",
-        type=float,
-        default=RecipeConfig.glued_fraction,
-        help="groups whose documents get runs of glued words",
-    )
-    parser.add_argument(
-        "--cross-encoder",
-        default=None,
-        help="an earlier student that joins the teacher (self-distillation), weight chosen on the dev set",
-    )
+    add_dataclass_arguments(parser, RecipeConfig, RECIPE_FLAGS)
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=JSON", help="TrainConfig override, e.g. lr=7e-5"
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> RecipeConfig:
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    config = RecipeConfig(
-        data_dir=args.data,
-        work_dir=args.work,
-        out_dir=args.out,
-        seed=args.seed,
-        position=args.position,
-        max_steps=args.max_steps,
-        init=args.init,
-        max_length=args.max_length,
-        n_train=args.n_train,
-        noise_fraction=args.noise_fraction,
-        noise_max_words=args.noise_max_words,
-        n_qmsum=args.n_qmsum,
-        glued_fraction=args.glued_fraction,
-        cross_encoder=args.cross_encoder,
-        train=overrides,
-    )
+    flags = {name: getattr(args, name) for name in RECIPE_FLAGS}
+    return RecipeConfig(data_dir=args.data, work_dir=args.work, out_dir=args.out, train=overrides, **flags)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = config_from(args)
     if args.stage == "teacher-eval":
         evaluate_teacher(config, args.datasets, Path(config.work_dir) / "teacher-eval", args.k)
     elif args.stage == "finish":  # steps 5-7 need only the dev groups, not the teacher
