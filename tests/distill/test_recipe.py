@@ -257,10 +257,15 @@ def test_teacher_eval_rebuilds_the_recorded_teacher_window_included(tmp_path) ->
     recorded = {"identity": teacher.identity, "bm25_weight": 0.0, "window_words": 48}
     (work / "teacher.json").write_text(json.dumps(recorded))
     config = RecipeConfig(data_dir=tmp_path / "data", work_dir=work)
+    earlier = [{"dataset": "other", "system": "hybrid-teacher"}, {"dataset": "tiny", "system": "stale"}]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "teacher-results.json").write_text(json.dumps(earlier))
     records = evaluate_teacher(config, ["tiny"], tmp_path / "out", k=2)
-    reranked = [r for r in records if r["stage"] == "reranked"]
+    assert records[0] == earlier[0]  # another run's dataset is kept, this dataset's stale record replaced
+    reranked = [r for r in records if r.get("stage") == "reranked"]
     assert [r["system"] for r in reranked] == ["hybrid-teacher"]
     assert reranked[0]["measures"]["NDCG@10"] == 1.0
+    assert json.loads((tmp_path / "out" / "teacher-results.json").read_text()) == records
 
     member = cross_encoder_member(str(FIXTURE), 64)
     teacher = HybridTeacher(0.0, RecipeConfig.cosine_scale, window_words=48, cross_encoder=member)

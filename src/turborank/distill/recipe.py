@@ -718,7 +718,8 @@ def evaluate_teacher(
     """The chosen teacher reranking each dataset's first stage with the eval harness (reporting only).
 
     The teacher's settings come from ``teacher.json`` (chosen on the dev set by ``prepare``); ``k``
-    overrides each dataset's number of candidates (to match a student evaluated on fewer).
+    overrides each dataset's number of candidates (to match a student evaluated on fewer). Returns every
+    record in ``teacher-results.json``: this run's and earlier runs' other datasets.
     """
     from ..eval.cache import ScoreCache
     from ..eval.runner import evaluate_dataset
@@ -741,7 +742,10 @@ def evaluate_teacher(
     if teacher.identity != info["identity"]:
         raise RuntimeError(f"teacher {teacher.identity!r} differs from the recorded {info['identity']!r}")
     cache = ScoreCache(output_dir / "scores.sqlite")
-    records = []
+    results_path = output_dir / "teacher-results.json"
+    # Earlier runs' datasets stay in the file (e.g. a second run with another --k); reruns replace theirs.
+    earlier = json.loads(results_path.read_text()) if results_path.is_file() else []
+    records = [r for r in earlier if r["dataset"] not in datasets]
     for name in datasets:
         spec = dataset_spec(Path(config.data_dir) / name)
         if k is not None:
@@ -749,7 +753,7 @@ def evaluate_teacher(
         for record in evaluate_dataset(spec, [TeacherScorer(teacher)], cache, output_dir):
             records.append(record.to_dict())
             log.info("%s %s %s", name, record.system, record.measures)
-        (output_dir / "teacher-results.json").write_text(json.dumps(records, indent=2) + "\n")
+        results_path.write_text(json.dumps(records, indent=2) + "\n")
     return records
 
 
