@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 API_KEY_ENV = "TURBORANK_TEACHER_API_KEY"
 # TrainConfig fields that have their own flags (paths) or no place on a command line.
 OWN_FLAGS = ("out_dir", "run_dir", "extra")
+# The TrainConfig fields that are flags of the same name.
+TRAIN_FLAGS = tuple(f.name for f in fields(TrainConfig) if f.name not in OWN_FLAGS)
 _FIELD_LINE = re.compile(r"^\s+(?P<name>\w+): [^=]+=.*?(?:#\s*(?P<comment>.*))?$")
 
 
@@ -124,8 +126,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     student.add_argument("--layers", type=int, default=None, help="override the preset's layer count")
     student.add_argument("--position", choices=["alibi", "absolute"], default=None, help="override positions")
     student.add_argument("--tokenizer", type=Path, default=None, help="tokenizer directory for a random init")
-    train_flags = [f.name for f in fields(TrainConfig) if f.name not in OWN_FLAGS]
-    add_dataclass_arguments(p.add_argument_group("training (TrainConfig fields)"), TrainConfig, train_flags)
+    add_dataclass_arguments(p.add_argument_group("training (TrainConfig fields)"), TrainConfig, TRAIN_FLAGS)
 
 
 def run_distill(args: argparse.Namespace) -> int:
@@ -182,9 +183,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    values: dict[str, Any] = {
-        f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in OWN_FLAGS
-    }
+    values: dict[str, Any] = {name: getattr(args, name) for name in TRAIN_FLAGS}
     return TrainConfig(out_dir=args.out, run_dir=args.run_dir, **values)
 
 
