@@ -43,6 +43,7 @@ class ReferenceBias:
 
     alibi: torch.Tensor  # (1, nh, S, S), built once at load
     keys_reversed = False
+    relative = None  # no DeBERTa position terms: ALiBi is the only position signal
 
     def __init__(self, attention_mask: torch.Tensor, num_heads: int, slopes, dtype: torch.dtype):  # noqa: ANN001
         length = attention_mask.shape[1]
