@@ -1,11 +1,15 @@
 """CPU feature detection and the dtype decision it drives (any capability can be forced in a test)."""
 
+import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from turborank import api
+from turborank import api, cpu
 from turborank.cpu import CpuFeatures, cpu_dtype, cpu_features, parse_cpuinfo
 
 CPUINFO = """processor\t: 0
@@ -19,8 +23,10 @@ flags\t\t: fpu sse2 avx avx2 fma bmi2
 AVX2_ONLY = parse_cpuinfo(CPUINFO)
 ZEN4 = CpuFeatures("AMD EPYC 9B14", frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}))
 SAPPHIRE_RAPIDS = CpuFeatures(
-    "Intel Xeon", frozenset({"avx2", "avx512f", "avx512_vnni", "amx_int8", "amx_bf16"})
+    "Intel Xeon", frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16"})
 )
+# oneDNN and torch's own kernels both limited to AVX2: an AVX-512 / AMX machine runs as an AVX2-only one.
+AVX2_KERNELS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
 def test_cpuinfo_gives_the_model_and_the_flags_that_matter():
@@ -67,3 +73,57 @@ def test_from_pretrained_resolves_auto_by_the_cpu(small_dir, monkeypatch, featur
     reranker = api.Reranker.from_pretrained(small_dir, device="cpu", dtype="auto")
     assert reranker.dtype == expected
     assert reranker.info()["cpu"] == features.describe()
+
+
+def test_a_onednn_cap_removes_what_its_kernels_may_not_use():
+    avx2 = ZEN4.capped_at("AVX2")
+    assert avx2.isa == "AVX2" and not (avx2.vnni or avx2.native_bf16)
+    assert avx2.describe() == "AMD EPYC 9B14 (AVX2, kernels capped by ONEDNN_MAX_CPU_ISA=AVX2)"
+    vnni = SAPPHIRE_RAPIDS.capped_at("avx512_core_vnni")  # oneDNN takes either case
+    assert vnni.vnni and not (vnni.native_bf16 or vnni.amx)
+    bf16 = SAPPHIRE_RAPIDS.capped_at("AVX512_CORE_BF16")
+    assert bf16.native_bf16 and not bf16.amx
+    assert ZEN4.capped_at("AVX512_CORE_AMX") == ZEN4  # above what the CPU has: nothing to remove
+    assert cpu_dtype(None, avx2) == torch.float32
+
+
+def test_an_unknown_cap_is_ignored_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="turborank.cpu"):
+        assert ZEN4.capped_at("AVX3") == ZEN4
+    assert "not a oneDNN ISA level" in caplog.text
+
+
+def test_the_cap_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setattr(cpu, "hardware_features", lambda: ZEN4)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    cpu_features.cache_clear()
+    try:
+        assert cpu_features() == ZEN4.capped_at("AVX2")
+    finally:
+        cpu_features.cache_clear()
+
+
+AVX2_CHILD = """
+import json, sys, torch
+from turborank import Reranker
+reranker = Reranker.from_pretrained(sys.argv[1], device="cpu", dtype="auto")
+print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(), "dtype": str(reranker.dtype),
+                  "cpu": reranker.info()["cpu"]}))
+"""
+
+
+def test_avx2_kernels_forced_on_this_machine_pick_float32(small_dir):
+    """A process told to use AVX2 kernels only (what an AVX2-only server runs) never takes bf16, which
+    oneDNN would then emulate at several times float32's cost."""
+    env = {**os.environ, **AVX2_KERNELS}
+    done = subprocess.run(
+        [sys.executable, "-c", AVX2_CHILD, str(small_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    assert child["dtype"] == "torch.float32"
+    assert child["capability"] in ("AVX2", "DEFAULT")  # DEFAULT: a CPU without AVX2 at all
+    assert "AVX-512" not in child["cpu"] and "AVX512-BF16" not in child["cpu"]

@@ -29,6 +29,7 @@ def test_the_scheme_follows_the_isa(monkeypatch):
     assert int8_scheme(AVX2_ONLY) == "u8s7"
     assert int8_scheme(ZEN4) == "u8s8"
     assert int8_scheme(SAPPHIRE_RAPIDS) == "u8s8"
+    assert int8_scheme(ZEN4.capped_at("AVX2")) == "u8s7"  # a process told to run as an AVX2-only CPU
     assert int8_scheme(ZEN4, "u8s7") == "u8s7"  # forced by the caller
     monkeypatch.setenv(INT8_SCHEME_ENV, "u8s7")
     assert int8_scheme(SAPPHIRE_RAPIDS) == "u8s7"

@@ -1,6 +1,10 @@
 """Golden parity: the reference implementation's logits for the vendored random-weight checkpoints."""
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -66,6 +70,33 @@ def test_plain_attention_path(golden):
     np.testing.assert_allclose(
         reranker.predict_logits(pairs_of(expected))[:, 0], expected["logits"], atol=TOLERANCE, rtol=0
     )
+
+
+AVX2_KERNELS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+CHILD = """
+import json, sys
+from turborank import Reranker
+expected = json.load(open(sys.argv[2]))
+reranker = Reranker.from_pretrained(sys.argv[1], device="cpu", dtype="auto")
+pairs = [(p["query"], p["document"]) for p in expected["pairs"]]
+print(json.dumps(reranker.predict_logits(pairs)[:, 0].tolist()))
+"""
+
+
+@pytest.mark.parametrize("name", GOLDEN_NAMES)
+def test_logits_with_avx2_kernels_only(name):
+    """The kernels an AVX2-only server runs (oneDNN and torch capped at AVX2 in a child process) give
+    the reference's logits too, at the dtype "auto" picks there."""
+    directory = FIXTURES / name
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(directory), str(directory / "expected.json")],
+        env={**os.environ, **AVX2_KERNELS},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    logits = json.loads(done.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(logits, load_expected(name)["logits"], atol=TOLERANCE, rtol=0)
 
 
 def test_sigmoid_scores(golden):

@@ -2,12 +2,16 @@
 
 Read once from ``/proc/cpuinfo`` (Linux); elsewhere torch's own probe (``AVX2`` / ``AVX512``) gives the
 vector width and the int8/bf16 extensions count as absent, which only ever picks the safe choice.
+``ONEDNN_MAX_CPU_ISA`` (oneDNN's own cap on the kernels torch's matmuls use) lowers what counts as
+present, so ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` makes an AVX-512 or AMX machine run, and
+choose, as an AVX2-only one would: that is how tests and benchmarks show the AVX2 path here.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,26 @@ CPUINFO = Path("/proc/cpuinfo")
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 AMX_FLAGS = frozenset({"amx_int8", "amx_tile"})
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # DNNL_: the name before oneDNN 2.0
+# oneDNN's ISA levels, lowest first, and the cpuinfo flags each level lets kernels use beyond the one
+# before it; a cap removes the flags of every level above it.
+ONEDNN_ISA_LEVELS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("SSE41", frozenset()),
+    ("AVX", frozenset()),
+    ("AVX2", frozenset({"avx2"})),
+    ("AVX2_VNNI", frozenset({"avx_vnni"})),
+    ("AVX2_VNNI_2", frozenset()),
+    ("AVX512_CORE", frozenset({"avx512f"})),
+    ("AVX512_CORE_VNNI", frozenset({"avx512_vnni"})),
+    ("AVX512_CORE_BF16", frozenset({"avx512_bf16"})),
+    ("AVX512_CORE_FP16", frozenset()),
+    ("AVX10_1_512", frozenset()),
+    ("AVX512_CORE_AMX", AMX_FLAGS | {"amx_bf16"}),
+    ("AVX512_CORE_AMX_FP16", frozenset()),
+    ("AVX10_1_512_AMX", frozenset()),
+    ("AVX10_1_512_AMX_FP16", frozenset()),
+    ("ALL", frozenset()),
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +53,7 @@ class CpuFeatures:
 
     model: str
     flags: frozenset[str]
+    cap: str | None = None  # "ONEDNN_MAX_CPU_ISA=AVX2" when a cap removed flags the hardware has
 
     @property
     def avx2(self) -> bool:
@@ -64,7 +89,21 @@ class CpuFeatures:
         return " ".join(name for name, present in names.items() if present) or "no AVX2"
 
     def describe(self) -> str:
-        return f"{self.model} ({self.isa})"
+        capped = f", kernels capped by {self.cap}" if self.cap else ""
+        return f"{self.model} ({self.isa}{capped})"
+
+    def capped_at(self, level: str, variable: str = ISA_CAP_VARIABLES[0]) -> CpuFeatures:
+        """These features as oneDNN sees them with ``variable=level``; an unknown level caps nothing,
+        as oneDNN ignores it too."""
+        names = [name for name, _ in ONEDNN_ISA_LEVELS]
+        if level.upper() not in names:
+            log.warning("%s=%s is not a oneDNN ISA level (%s): ignored", variable, level, ", ".join(names))
+            return self
+        above = ONEDNN_ISA_LEVELS[names.index(level.upper()) + 1 :]
+        removed = frozenset().union(*(flags for _, flags in above))
+        if not self.flags & removed:
+            return self
+        return CpuFeatures(self.model, self.flags - removed, f"{variable}={level}")
 
 
 def parse_cpuinfo(text: str) -> CpuFeatures:
@@ -82,7 +121,17 @@ def parse_cpuinfo(text: str) -> CpuFeatures:
 
 @functools.cache
 def cpu_features() -> CpuFeatures:
-    """This machine's CPU (cached: it does not change while the process runs)."""
+    """This machine's CPU, as capped by ``ONEDNN_MAX_CPU_ISA`` (cached: neither changes while the process
+    runs, since oneDNN reads the variable once)."""
+    features = hardware_features()
+    for variable in ISA_CAP_VARIABLES:
+        if os.environ.get(variable):
+            return features.capped_at(os.environ[variable], variable)
+    return features
+
+
+def hardware_features() -> CpuFeatures:
+    """The CPU's own model and flags."""
     try:
         return parse_cpuinfo(CPUINFO.read_text())
     except OSError:
