@@ -369,3 +369,12 @@ def test_recipe_flags_are_config_fields_with_help():
     assert all(helps[name] for name in RECIPE_FLAGS)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--position", "rotary"])
+
+
+def test_optional_recipe_flags_take_none(capsys):
+    """An Optional field's None (all groups, an epoch, no cross-encoder) can be set from the command line."""
+    config = config_from(build_parser().parse_args(["--n-train", "none", "--max-steps", "None"]))
+    assert (config.n_train, config.max_steps) == (None, None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--n-train", "many"])
+    assert "invalid int value: 'many'" in capsys.readouterr().err

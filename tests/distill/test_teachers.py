@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 
 from turborank.api import Reranker
+from turborank.checkpoint import weights_path
 from turborank.distill.teachers import (
     HttpTeacher,
     LocalTeacher,
@@ -32,6 +35,19 @@ def test_local_teacher_returns_raw_logits() -> None:
     )
     assert teacher.score(QUERY, DOCS) == pytest.approx(expected, abs=1e-6)
     assert "sha256=" in teacher.identity and "max_length=64" in teacher.identity
+
+
+def test_the_same_weights_in_another_directory_are_the_same_teacher(tmp_path: Path) -> None:
+    """The identity keys the score cache: a copy of a checkpoint (round 1 extracted to runs/round1 and
+    the shipped directory) must reuse its scores, and other weights must not."""
+    copy = tmp_path / "round1"
+    shutil.copytree(FIXTURE, copy)
+    assert LocalTeacher(copy, max_length=64).identity == LocalTeacher(FIXTURE, max_length=64).identity
+    other = tmp_path / "other"
+    shutil.copytree(FIXTURE, other)
+    weights = weights_path(other)
+    save_file({k: v + 1 for k, v in load_file(weights).items()}, weights)
+    assert LocalTeacher(other, max_length=64).identity != LocalTeacher(FIXTURE, max_length=64).identity
 
 
 def test_local_teacher_in_windows_scores_each_document_by_its_best_window() -> None:

@@ -68,7 +68,18 @@ def add_dataclass_arguments(
             group.add_argument(flag, choices=typing.get_args(hint), default=default, help=text)
         else:
             kind = next(t for t in (*typing.get_args(hint), hint) if t in (int, float, str))
-            group.add_argument(flag, type=kind, default=default, help=text, metavar=kind.__name__.upper())
+            metavar = kind.__name__.upper()
+            if type(None) in typing.get_args(hint):  # Optional: "none" sets None (e.g. --n-train none: all)
+                kind, metavar = _or_none(kind), f"{metavar}|none"
+            group.add_argument(flag, type=kind, default=default, help=text, metavar=metavar)
+
+
+def _or_none(kind: type) -> typing.Callable[[str], object]:
+    def parse(value: str) -> object:
+        return None if value.lower() == "none" else kind(value)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error messages
+    return parse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -85,8 +85,10 @@ class LocalTeacher:
         digest = file_digest(weights) if weights else "unknown"
         # "truncate" is left out of the name so caches written before the option keep their identity.
         reading = "" if long_documents == "truncate" else f":{long_documents}"
-        name = Path(str(name_or_path)).name
-        self.identity = f"local:{name}:sha256={digest}:max_length={max_length}{reading}"
+        # The weights' hash names the model wherever it sits (the same weights in two directories share
+        # one score cache); only weights that cannot be hashed are named by their path.
+        name = f"sha256={digest}" if weights else f"{Path(str(name_or_path)).name}:sha256=unknown"
+        self.identity = f"local:{name}:max_length={max_length}{reading}"
 
     def score(self, query: str, documents: list[str]) -> list[float]:
         return self.score_pairs([(query, d) for d in documents])
