@@ -27,7 +27,8 @@ AMX_FLAGS = frozenset({"amx_int8", "amx_tile"})
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # DNNL_: the name before oneDNN 2.0
 # oneDNN's ISA levels, lowest first, and the cpuinfo flags each level lets kernels use beyond the one
-# before it; a cap removes the flags of every level above it.
+# before it; a cap removes the flags of every level above it. The AVX10_1_512* names are oneDNN's newer
+# names of the FP16 and AMX levels (aliases: no flags of their own).
 ONEDNN_ISA_LEVELS: tuple[tuple[str, frozenset[str]], ...] = (
     ("SSE41", frozenset()),
     ("AVX", frozenset()),
