@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 SHARED = REPO.parent / "shared"
 GOLDEN_NAMES = ("small", "mini12")
+# Environment of a child process whose torch kernels (oneDNN, ATen) are those of an AVX2-only CPU.
+AVX2_KERNELS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
 def load_expected(name: str) -> dict:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from conftest import AVX2_KERNELS
 
 from turborank import api, cpu
 from turborank.cpu import CpuFeatures, cpu_dtype, cpu_features, parse_cpuinfo
@@ -25,8 +26,6 @@ ZEN4 = CpuFeatures("AMD EPYC 9B14", frozenset({"avx2", "avx512f", "avx512_vnni",
 SAPPHIRE_RAPIDS = CpuFeatures(
     "Intel Xeon", frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16"})
 )
-# oneDNN and torch's own kernels both limited to AVX2: an AVX-512 / AMX machine runs as an AVX2-only one.
-AVX2_KERNELS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
 def test_cpuinfo_gives_the_model_and_the_flags_that_matter():

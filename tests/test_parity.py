@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, GOLDEN_NAMES, load_expected
+from conftest import AVX2_KERNELS, FIXTURES, GOLDEN_NAMES, load_expected
 
 from turborank import Reranker
 from turborank.checkpoint import read_weights
@@ -72,7 +72,6 @@ def test_plain_attention_path(golden):
     )
 
 
-AVX2_KERNELS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 CHILD = """
 import json, sys
 from turborank import Reranker
