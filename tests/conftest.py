@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,19 @@ SHARED = REPO.parent / "shared"
 GOLDEN_NAMES = ("small", "mini12")
 # Environment of a child process whose torch kernels (oneDNN, ATen) are those of an AVX2-only CPU.
 AVX2_KERNELS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+
+
+def run_with_avx2_kernels(code: str, *args: str) -> object:
+    """Run ``code`` (which prints one JSON value last) in a Python child with AVX2 kernels only; the value.
+    Kernel caps are read once per process, so the AVX2 path can only be shown in a fresh one."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**os.environ, **AVX2_KERNELS},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def load_expected(name: str) -> dict:

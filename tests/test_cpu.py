@@ -1,14 +1,10 @@
 """CPU feature detection and the dtype decision it drives (any capability can be forced in a test)."""
 
-import json
 import logging
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import AVX2_KERNELS
+from conftest import run_with_avx2_kernels
 
 from turborank import api, cpu
 from turborank.cpu import CpuFeatures, cpu_dtype, cpu_features, parse_cpuinfo
@@ -114,15 +110,7 @@ print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(), "dtype"
 def test_avx2_kernels_forced_on_this_machine_pick_float32(small_dir):
     """A process told to use AVX2 kernels only (what an AVX2-only server runs) never takes bf16, which
     oneDNN would then emulate at several times float32's cost."""
-    env = {**os.environ, **AVX2_KERNELS}
-    done = subprocess.run(
-        [sys.executable, "-c", AVX2_CHILD, str(small_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    child = json.loads(done.stdout.strip().splitlines()[-1])
+    child = run_with_avx2_kernels(AVX2_CHILD, str(small_dir))
     assert child["dtype"] == "torch.float32"
     assert child["capability"] in ("AVX2", "DEFAULT")  # DEFAULT: a CPU without AVX2 at all
     assert "AVX-512" not in child["cpu"] and "AVX512-BF16" not in child["cpu"]

@@ -1,15 +1,11 @@
 """Golden parity: the reference implementation's logits for the vendored random-weight checkpoints."""
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import AVX2_KERNELS, FIXTURES, GOLDEN_NAMES, load_expected
+from conftest import FIXTURES, GOLDEN_NAMES, load_expected, run_with_avx2_kernels
 
 from turborank import Reranker
 from turborank.checkpoint import read_weights
@@ -87,14 +83,7 @@ def test_logits_with_avx2_kernels_only(name):
     """The kernels an AVX2-only server runs (oneDNN and torch capped at AVX2 in a child process) give
     the reference's logits too, at the dtype "auto" picks there."""
     directory = FIXTURES / name
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(directory), str(directory / "expected.json")],
-        env={**os.environ, **AVX2_KERNELS},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    logits = json.loads(done.stdout.strip().splitlines()[-1])
+    logits = run_with_avx2_kernels(CHILD, str(directory), str(directory / "expected.json"))
     np.testing.assert_allclose(logits, load_expected(name)["logits"], atol=TOLERANCE, rtol=0)
 
 

@@ -82,12 +82,14 @@ class LocalTeacher:
         self.max_length = max_length
         self.long_documents = long_documents
         weights = weights_path(self.reranker.source) if self.reranker.source else None
-        digest = file_digest(weights) if weights else "unknown"
         # "truncate" is left out of the name so caches written before the option keep their identity.
         reading = "" if long_documents == "truncate" else f":{long_documents}"
         # The weights' hash names the model wherever it sits (the same weights in two directories share
         # one score cache); only weights that cannot be hashed are named by their path.
-        name = f"sha256={digest}" if weights else f"{Path(str(name_or_path)).name}:sha256=unknown"
+        if weights:
+            name = f"sha256={file_digest(weights)}"
+        else:
+            name = f"{Path(str(name_or_path)).name}:sha256=unknown"
         self.identity = f"local:{name}:max_length={max_length}{reading}"
 
     def score(self, query: str, documents: list[str]) -> list[float]:
