@@ -21,6 +21,7 @@ from turborank.distill.data import (
     line_passages,
     read_groups,
     split_sentences,
+    teacher_labelled,
     with_glued_words,
     write_groups,
 )
@@ -261,3 +262,15 @@ def test_glued_words_copy_runs_words_together_in_about_half_the_documents() -> N
             glued += text != original
             assert text == original or len(text.split()) <= len(original.split()) - 3
     assert 0.4 < glued / (4 * len(copies)) < 0.6
+
+
+def test_teacher_labelled_grades_the_teachers_first_three_documents() -> None:
+    group = Group(
+        "q", "query", ["a", "b", "c", "d", "e"], list("ABCDE"), [1, 0, 0, 0, None], [0.5, 2.0, -1.0, 1.0, 3.0]
+    )
+    graded = teacher_labelled(group)
+    assert graded.labels == [0, 2, 0, 1, 3]  # e, then b, then d; the human label of a is dropped
+    assert graded.doc_ids == group.doc_ids and graded.teacher == group.teacher
+    assert graded.qid == "q#teacher" and graded.source.startswith("teacher-labels:")
+    with pytest.raises(ValueError, match="no teacher scores"):
+        teacher_labelled(Group("q", "query", ["a"], ["A"], [1]))

@@ -26,6 +26,7 @@ from turborank.distill.recipe import (
     dev_subset,
     evaluate_teacher,
     fit_head,
+    held_out_groups,
     nfcorpus_train_queries,
     qmsum_groups,
     spread,
@@ -378,3 +379,14 @@ def test_optional_recipe_flags_take_none(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--n-train", "many"])
     assert "invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_teacher_dev_groups_are_the_ones_right_after_the_trained_prefix() -> None:
+    groups = [Group(f"g{i}", "q", ["a"], ["t"], [None]) for i in range(10)]
+    config = RecipeConfig(n_train=6, teacher_dev_groups=3)
+    assert [g.qid for g in held_out_groups(config, groups)] == ["g6", "g7", "g8"]
+    assert held_out_groups(replace(config, teacher_dev_groups=0), groups) == []
+    with pytest.raises(ValueError, match="only 4 follow"):
+        held_out_groups(replace(config, teacher_dev_groups=5), groups)
+    with pytest.raises(ValueError, match="needs n_train"):
+        held_out_groups(replace(config, n_train=None), groups)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from turborank import Reranker
 from turborank.checkpoint import load_model, read_weights
 from turborank.distill.card import model_card, summarize_run, write_card
-from turborank.distill.data import Group
+from turborank.distill.data import Group, teacher_labelled
 from turborank.distill.losses import listwise_kl
 from turborank.distill.students import build_student
 from turborank.distill.train import (
@@ -21,7 +22,10 @@ from turborank.distill.train import (
     STATE_FILE,
     TrainConfig,
     batch_schedule,
+    dev_ndcg,
+    encode_group_pairs,
     encode_train_groups,
+    group_ndcg,
     learning_rate,
     train,
 )
@@ -327,3 +331,32 @@ def test_twin_weight_pulls_a_document_and_its_diluted_twin_together(tmp_path):
     assert (encode_train_groups(groups, tokenizer, cfg).twins >= 0).all()  # every group has its twin
     pulled = twin_gap(load_model(train(load_model(SMALL).train(), SMALL, groups, cfg)))
     assert pulled < 0.5 * plain, (pulled, plain)
+
+
+def test_dev_ndcg_reports_human_and_teacher_labelled_groups_apart() -> None:
+    model = load_model(SMALL)
+    tokenizer = PairTokenizer.from_file(SMALL / "tokenizer.json")
+    human = make_groups(3)
+    # The teacher's order reversed, so the two parts disagree about the same documents.
+    teacher = [teacher_labelled(replace(g, teacher=[-2.0, -1.0, 0.0, 4.0])) for g in make_groups(4, seed=1)]
+    dev = [human[0], teacher[0], *human[1:], *teacher[1:]]  # interleaved: parts are found by source
+    pairs = encode_group_pairs(dev, tokenizer, 32, 16, 4)
+    measures = dev_ndcg(model, tokenizer, dev, pairs, torch.device("cpu"), False)
+
+    model.eval()
+    logits = []
+    with torch.no_grad():
+        for row in pairs:
+            batch = collate(row, 0, False)
+            logits.append(model(batch.input_ids, batch.attention_mask, batch.token_type_ids)[:, 0].tolist())
+    human_logits = [s for g, row in zip(dev, logits, strict=True) if g in human for s in row]
+    teacher_logits = [s for g, row in zip(dev, logits, strict=True) if g in teacher for s in row]
+    assert set(measures) == {"NDCG@10", "NDCG@10:human", "NDCG@10:teacher"}
+    assert measures["NDCG@10:human"] == pytest.approx(group_ndcg(human, human_logits, 4), abs=1e-5)
+    assert measures["NDCG@10:teacher"] == pytest.approx(group_ndcg(teacher, teacher_logits, 4), abs=1e-5)
+    assert measures["NDCG@10"] == pytest.approx(
+        (3 * measures["NDCG@10:human"] + 4 * measures["NDCG@10:teacher"]) / 7, abs=1e-5
+    )
+    assert set(dev_ndcg(model, tokenizer, human, pairs[:1] + pairs[2:4], torch.device("cpu"), False)) == {
+        "NDCG@10"
+    }

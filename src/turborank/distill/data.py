@@ -588,3 +588,30 @@ def glue_words(text: str, rng: random.Random, runs: int = 3, longest: int = 30) 
         if len(words) < 4:
             break
     return " ".join(words)
+
+
+# Graded labels of a teacher's first, second and third documents in a teacher-labelled dev group.
+TEACHER_GRADES = (3, 2, 1)
+TEACHER_LABELLED = "teacher-labels:"  # source prefix of such groups
+
+
+def teacher_labelled(group: Group) -> Group:
+    """A copy of a teacher-scored group whose labels are the teacher's order (its top three documents
+    graded 3, 2 and 1, the rest 0), so NDCG@10 against them measures how much of the teacher's ranking a
+    student keeps on groups it never trained on, where no human judged anything.
+    """
+    if group.teacher is None:
+        raise ValueError(f"group {group.qid!r} has no teacher scores to take labels from")
+    order = sorted(range(len(group.teacher)), key=lambda i: -group.teacher[i])
+    labels = [0] * len(order)
+    for grade, index in zip(TEACHER_GRADES, order, strict=False):
+        labels[index] = grade
+    return Group(
+        f"{group.qid}#teacher",
+        group.query,
+        list(group.doc_ids),
+        list(group.doc_texts),
+        labels,
+        list(group.teacher),
+        TEACHER_LABELLED + group.source,
+    )

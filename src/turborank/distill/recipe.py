@@ -71,6 +71,7 @@ from .data import (
     groups_from_queries,
     line_passages,
     read_groups,
+    teacher_labelled,
     with_glued_words,
     write_groups,
 )
@@ -154,6 +155,11 @@ class RecipeConfig:
     inference_lengths: tuple[int, ...] = (128, 192, 256, 384)
     probe_groups: int = 400  # groups for the linear-probe head init (0: keep the random head)
     dev_train_groups: int = 90  # dev groups scored during training (a third SciFact, the rest WikiQA)
+    # Training-side groups held out of training (the ones after the first n_train) and graded by the
+    # teacher's order (data.teacher_labelled), scored next to the human-labelled dev groups during
+    # training: the dev labels come from SciFact and WikiQA alone, which a student also learns from, so
+    # they cannot see how much of the teacher it keeps elsewhere. 0 in rounds 1-2.
+    teacher_dev_groups: int = 0
     train: dict = field(default_factory=dict)  # TrainConfig overrides
 
 
@@ -170,6 +176,7 @@ RECIPE_FLAGS = (
     "n_qmsum",
     "glued_fraction",
     "cross_encoder",
+    "teacher_dev_groups",
 )
 
 
@@ -387,16 +394,20 @@ def with_noise(
     return [embed_in_noise(g, noise, rng, max_words, twin) if rng.random() < fraction else g for g in groups]
 
 
-def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
-    """Steps 1-3: groups, teacher choice and teacher scores (all cached in the work directory)."""
+def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], list[Group], dict]:
+    """Steps 1-3: groups, teacher choice and teacher scores (all cached in the work directory).
+
+    Returns (training groups, dev groups, teacher-labelled dev groups, the teacher's settings).
+    """
     work = Path(config.work_dir)
     key = data_key(config)
     noise = noise_passages(config)  # read once: the dev and the training groups are both embedded in it
     dev = dev_groups(config, noise)
-    train = read_groups(work / f"train-{key}.jsonl")[: config.n_train]
+    groups = read_groups(work / f"train-{key}.jsonl")
+    train = groups[: config.n_train]
+    held_out = held_out_groups(config, groups)
     teacher_path = work / "teacher.json"
-    scored_path = work / f"train-{key}.scored.{len(train)}.jsonl"
-    log.info("groups: %d train, %d dev", len(train), len(dev))
+    log.info("groups: %d train, %d dev, %d teacher-labelled dev", len(train), len(dev), len(held_out))
     teacher, results = choose_teacher(config, dev, work)
     teacher_info = {
         "identity": teacher.identity,
@@ -408,11 +419,8 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
         "dev_ndcg@10_by_bm25_weight": results,
     }
     teacher_path.write_text(json.dumps(teacher_info, indent=2) + "\n")
-    if not scored_path.is_file():
-        with TeacherCache(work / "teacher.sqlite", teacher.identity) as cache:
-            scored = score_groups(train, teacher, cache)
-        write_groups(scored, scored_path)
-    train = read_groups(scored_path)
+    train = scored(train, teacher, work, f"train-{key}")
+    teacher_dev = [teacher_labelled(g) for g in scored(held_out, teacher, work, f"teacher-dev-{key}")]
     if config.noise_fraction:
         train = with_noise(
             train, config.noise_fraction, config.noise_max_words, noise, config.seed, twin=True
@@ -420,7 +428,31 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], dict]:
     if config.glued_fraction:
         rng = random.Random(config.seed + 2)
         train = [with_glued_words(g, rng) if rng.random() < config.glued_fraction else g for g in train]
-    return train, dev, teacher_info
+    return train, dev, teacher_dev, teacher_info
+
+
+def held_out_groups(config: RecipeConfig, groups: list[Group]) -> list[Group]:
+    """The ``teacher_dev_groups`` groups right after the ``n_train`` trained on (never trained on)."""
+    if not config.teacher_dev_groups:
+        return []
+    if config.n_train is None:
+        raise ValueError("teacher_dev_groups needs n_train: the groups after the first n_train are held out")
+    held_out = groups[config.n_train : config.n_train + config.teacher_dev_groups]
+    if len(held_out) < config.teacher_dev_groups:
+        raise ValueError(
+            f"{config.teacher_dev_groups} teacher-labelled dev groups asked for, but only {len(held_out)} "
+            f"follow the first {config.n_train} of {len(groups)}: lower n_train or teacher_dev_groups"
+        )
+    return held_out
+
+
+def scored(groups: list[Group], teacher: HybridTeacher, work: Path, name: str) -> list[Group]:
+    """``groups`` with the teacher's scores, kept in ``<name>.scored.<n>.jsonl`` (and the sqlite cache)."""
+    path = work / f"{name}.scored.{len(groups)}.jsonl"
+    if not path.is_file():
+        with TeacherCache(work / "teacher.sqlite", teacher.identity) as cache:
+            write_groups(score_groups(groups, teacher, cache), path)
+    return read_groups(path)
 
 
 def dev_groups(config: RecipeConfig, noise: list[str]) -> list[Group]:
@@ -459,7 +491,7 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     t0 = time.time()
-    groups, dev, teacher_info = prepare(config)
+    groups, dev, teacher_dev, teacher_info = prepare(config)
     log.info("data ready in %.0fs", time.time() - t0)
     if stage == "data":
         return None
@@ -501,7 +533,9 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
             r2 = fit_head(model, tokenizer_dir, groups[: config.probe_groups], train_config.max_length)
         log.info("linear probe on %d groups: R^2 %.3f", config.probe_groups, r2)
         train_config.extra["probe_r2"] = r2
-    out = train(model, tokenizer_dir, groups, train_config, dev_subset(dev, config.dev_train_groups))
+    # The checkpoint is picked on the human-labelled dev groups and the teacher-labelled ones together.
+    training_dev = dev_subset(dev, config.dev_train_groups) + teacher_dev
+    out = train(model, tokenizer_dir, groups, train_config, training_dev)
     finish_checkpoint(out, dev, config.inference_lengths, Path(config.work_dir))
     write_recipe_card(config, groups, teacher_info, out)
     return out

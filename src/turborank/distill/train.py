@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,10 +32,8 @@ from ..engine import Engine, TorchBackend, collate
 from ..errors import InputError
 from ..model import JinaBertForSequenceClassification
 from ..tokenization import PairEncoding, PairTokenizer
+from .data import TEACHER_LABELLED, Group
 from .losses import combined_loss, get_loss, twin_consistency
-
-if TYPE_CHECKING:
-    from .data import Group
 
 log = logging.getLogger(__name__)
 
@@ -212,12 +210,26 @@ def dev_ndcg(
     dev_pairs: list[list[PairEncoding]],
     device: torch.device,
     use_token_type_ids: bool,
-) -> float:
-    """NDCG@10 of the model reranking each dev group's documents (turborank.eval.metrics.evaluate)."""
+) -> dict[str, float]:
+    """NDCG@10 of the model reranking each dev group's documents (turborank.eval.metrics.evaluate).
+
+    Returns the measure over every group under ``DEV_MEASURE`` (it picks the checkpoint) and, when some
+    groups are teacher-labelled (``data.teacher_labelled``), over the human-labelled and the
+    teacher-labelled ones apart (``DEV_MEASURE:human``, ``DEV_MEASURE:teacher``).
+    """
     engine = Engine(TorchBackend(model, device, torch.float32), tokenizer.pad_token_id, use_token_type_ids)
-    logits = engine.run([p for row in dev_pairs for p in row])[:, 0]
+    logits = engine.run([p for row in dev_pairs for p in row])[:, 0].tolist()
     model.train()  # TorchBackend switched it to eval mode
-    return group_ndcg(dev, logits.tolist(), max(len(row) for row in dev_pairs))
+    max_docs = max(len(row) for row in dev_pairs)
+    result = {DEV_MEASURE: group_ndcg(dev, logits, max_docs)}
+    starts = np.cumsum([0] + [len(row) for row in dev_pairs])
+    by_teacher = [group.source.startswith(TEACHER_LABELLED) for group in dev]
+    if any(by_teacher) and not all(by_teacher):
+        for part, wanted in (("human", False), ("teacher", True)):
+            chosen = [i for i, flag in enumerate(by_teacher) if flag == wanted]
+            scores = [s for i in chosen for s in logits[starts[i] : starts[i + 1]]]
+            result[f"{DEV_MEASURE}:{part}"] = group_ndcg([dev[i] for i in chosen], scores, max_docs)
+    return result
 
 
 def group_ndcg(groups: Sequence[Group], scores: Sequence[float], max_docs: int) -> float:
@@ -429,13 +441,15 @@ def train(
             save_checkpoint(model, Path(tokenizer_dir), out_dir)  # no dev set: the latest model is the output
             return
         with forward_autocast(device, config):
-            score = dev_ndcg(model, tokenizer, dev, dev_pairs, device, use_types)
+            measures = dev_ndcg(model, tokenizer, dev, dev_pairs, device, use_types)
+        score = measures[DEV_MEASURE]
         improved = score > best
         if improved:
             best = score
             save_checkpoint(model, Path(tokenizer_dir), out_dir)
-        runlog.write("eval", step=step, **{DEV_MEASURE: score}, best=best, saved=improved)
-        log.info("step %d dev %s %.4f (best %.4f)", step, DEV_MEASURE, score, best)
+        runlog.write("eval", step=step, **measures, best=best, saved=improved)
+        parts = "".join(f", {name} {value:.4f}" for name, value in measures.items() if name != DEV_MEASURE)
+        log.info("step %d dev %s %.4f (best %.4f)%s", step, DEV_MEASURE, score, best, parts)
 
     if step == 0 and dev_pairs is not None:
         evaluate_and_keep_best()  # the initial model is a candidate too (and a baseline in the log)
