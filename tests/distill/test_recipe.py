@@ -28,6 +28,7 @@ from turborank.distill.recipe import (
     fit_head,
     held_out_groups,
     nfcorpus_train_queries,
+    pool_questions,
     qmsum_groups,
     spread,
 )
@@ -390,3 +391,15 @@ def test_teacher_dev_groups_are_the_ones_right_after_the_trained_prefix() -> Non
         held_out_groups(replace(config, teacher_dev_groups=5), groups)
     with pytest.raises(ValueError, match="needs n_train"):
         held_out_groups(replace(config, n_train=None), groups)
+
+
+def test_pool_questions_come_after_the_trained_and_the_held_out_groups() -> None:
+    sources = [
+        "wikiqa-questions:msmarco-pools" if i % 3 == 0 else "keywords:msmarco-pools" for i in range(30)
+    ]
+    groups = [Group(f"g{i}", "q", ["a"], ["t"], [None], source=source) for i, source in enumerate(sources)]
+    config = RecipeConfig(n_train=6, teacher_dev_groups=3, n_pool_questions=4)
+    assert [g.qid for g in pool_questions(config, groups)] == ["g9", "g12", "g15", "g18"]
+    assert pool_questions(replace(config, n_pool_questions=0), groups) == []
+    with pytest.raises(ValueError, match="7 left"):
+        pool_questions(replace(config, n_pool_questions=8), groups)

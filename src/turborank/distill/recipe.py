@@ -26,7 +26,9 @@ training resumes from its saved state):
    twin-consistency term; half the groups have about half their documents inside unrelated text, and
    a twin of their top document in the other state (``with_noise``); with ``glued_fraction``, some
    groups have words run together as in PDF text (``data.with_glued_words``). The best dev checkpoint is
-   written to ``--out`` (bf16, published layout).
+   written to ``--out`` (bf16, published layout); with ``teacher_dev_groups``, the dev groups scored
+   during training include that many training-side groups held out of training and labelled by the
+   teacher's order, so the checkpoint must keep the teacher's judgement as well as the human labels.
 5. The default pair length (``model_max_length``) and long-document mode (truncate, or the best window
    of that length) are chosen on the dev set among 128-384 tokens; with windows, the longest pair that
    still reads a document whole at no real dev loss (``WHOLE_TOLERANCE``) becomes the default length,
@@ -87,6 +89,7 @@ MSMARCO_POOLS = ("trec-dl19-passage-rerank", "msmarco-dev-600q-bm25top20")
 # comes from its pool, so its figures are the one MS MARCO-style measure free of the training text.
 HELD_OUT = "trec-dl21-passage-rerank"
 NFCORPUS = "nfcorpus-original-preprocessed"
+POOL_QUESTIONS = "wikiqa-questions:msmarco-pools"  # source of WikiQA train questions vs the pools
 # Dev NDCG@10 that reading a document whole up to a longer pair may cost (step 5) against reading it in
 # windows: a 200-token passage then costs one pair instead of two overlapping windows. Long texts keep
 # the chosen windows, so an answer still shares its window with no more unrelated text than before.
@@ -160,6 +163,10 @@ class RecipeConfig:
     # training: the dev labels come from SciFact and WikiQA alone, which a student also learns from, so
     # they cannot see how much of the teacher it keeps elsewhere. 0 in rounds 1-2.
     teacher_dev_groups: int = 0
+    # More groups of WikiQA train questions against the MS MARCO pools, from the groups after the
+    # held-out ones: real questions make up 6 % of a 3,600-group prefix, keyword queries 70 %, while
+    # MS MARCO-style evaluation queries are questions. 0 in rounds 1-2.
+    n_pool_questions: int = 0
     train: dict = field(default_factory=dict)  # TrainConfig overrides
 
 
@@ -177,6 +184,7 @@ RECIPE_FLAGS = (
     "glued_fraction",
     "cross_encoder",
     "teacher_dev_groups",
+    "n_pool_questions",
 )
 
 
@@ -239,9 +247,7 @@ def build_groups(config: RecipeConfig) -> tuple[list[Group], list[Group]]:
     ]
     questions = _wikiqa_questions(wikiqa_path, exclude=dev_questions)
     sample = dict(rng.sample(sorted(questions.items()), min(config.n_wikiqa_pool, len(questions))))
-    wikiqa_pool = groups_from_queries(
-        sample, pool, k=1 + k, index=pool_index, source="wikiqa-questions:msmarco-pools"
-    )
+    wikiqa_pool = groups_from_queries(sample, pool, k=1 + k, index=pool_index, source=POOL_QUESTIONS)
     nfcorpus_questions = groups_from_queries(
         nfcorpus_train_queries(nfcorpus),
         nfcorpus_corpus,
@@ -404,8 +410,8 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], list[Group]
     noise = noise_passages(config)  # read once: the dev and the training groups are both embedded in it
     dev = dev_groups(config, noise)
     groups = read_groups(work / f"train-{key}.jsonl")
-    train = groups[: config.n_train]
     held_out = held_out_groups(config, groups)
+    train = groups[: config.n_train] + pool_questions(config, groups)
     teacher_path = work / "teacher.json"
     log.info("groups: %d train, %d dev, %d teacher-labelled dev", len(train), len(dev), len(held_out))
     teacher, results = choose_teacher(config, dev, work)
@@ -444,6 +450,18 @@ def held_out_groups(config: RecipeConfig, groups: list[Group]) -> list[Group]:
             f"follow the first {config.n_train} of {len(groups)}: lower n_train or teacher_dev_groups"
         )
     return held_out
+
+
+def pool_questions(config: RecipeConfig, groups: list[Group]) -> list[Group]:
+    """The first ``n_pool_questions`` groups of WikiQA questions against the MS MARCO pools after the
+    trained prefix and the teacher-labelled dev groups (so none is trained on twice or held out)."""
+    if not config.n_pool_questions:
+        return []
+    start = (config.n_train or len(groups)) + config.teacher_dev_groups
+    found = [g for g in groups[start:] if g.source == POOL_QUESTIONS][: config.n_pool_questions]
+    if len(found) < config.n_pool_questions:
+        raise ValueError(f"{config.n_pool_questions} pool-question groups asked for, {len(found)} left")
+    return found
 
 
 def scored(groups: list[Group], teacher: HybridTeacher, work: Path, name: str) -> list[Group]:
