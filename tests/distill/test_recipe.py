@@ -298,6 +298,8 @@ def test_choose_teacher_sweeps_the_cross_encoder_member_weight_on_the_dev_set(tm
     best = max(results.values())
     assert results[f"window=None,bm25=0,ce={teacher.cross_encoder_weight:g}"] == best
     assert ("+ce*1" in teacher.identity) == (teacher.cross_encoder_weight == 1.0)
+    (kept,) = tmp_path.glob("member-*.sqlite")  # the next run's teacher choice reads the member's logits back
+    assert len(teacher.member_logits.get_many([(g.query, d) for g in dev for d in g.doc_texts])) == 4
     without, plain = choose_teacher(replace(config, cross_encoder=None), dev, tmp_path)
     assert set(plain) == {"window=None,bm25=0"} and without.cross_encoder is None
 

@@ -167,6 +167,35 @@ def test_hybrid_teacher_adds_its_cross_encoder_member(encoder) -> None:
     assert joined.score(QUERY, docs) == pytest.approx(base.score(QUERY, docs), abs=1e-6)
 
 
+def test_the_member_s_logits_are_kept_on_disk_for_the_next_teacher(encoder, tmp_path: Path) -> None:
+    from turborank.distill.cache import CacheError, PairLogitCache
+    from turborank.distill.teachers import HybridTeacher
+
+    member = LocalTeacher(FIXTURE, max_length=64, long_documents="chunk")
+    with PairLogitCache(tmp_path / "m.sqlite", member.identity) as logits:
+        first = HybridTeacher(0.5, 20.0, encoder, cross_encoder=member, cross_encoder_weight=1.0)
+        first.member_logits = logits
+        expected = first.score(QUERY, DOCS)
+    calls = []
+
+    class Counting:  # the member, counting the pairs it is asked to score
+        identity = member.identity
+
+        def score_pairs(self, pairs):
+            calls.append(len(pairs))
+            return member.score_pairs(pairs)
+
+    with PairLogitCache(tmp_path / "m.sqlite", member.identity) as logits:
+        second = HybridTeacher(1.0, 20.0, encoder, cross_encoder=Counting(), cross_encoder_weight=1.0)
+        second.member_logits = logits
+        second.bm25_weight = 0.5  # another weighting, chosen in another process: the member is not rerun
+        assert second.score(QUERY, DOCS) == pytest.approx(expected, abs=1e-5)
+        second.score(QUERY, ["Lyon is a city in France."])
+    assert calls == [1]  # only the new pair
+    with pytest.raises(CacheError, match="delete the file"):
+        PairLogitCache(tmp_path / "m.sqlite", "local:sha256=another")
+
+
 def test_sentence_windows_pack_whole_sentences_and_cut_long_ones() -> None:
     from turborank.distill.teachers import sentence_windows
 

@@ -4,7 +4,9 @@
 recorded; opening it with another identity fails instead of mixing two teachers' scores.
 ``score_groups`` fills ``Group.teacher`` from the cache and scores only groups that are missing
 scores, committing as it goes: an interrupted run resumes where it stopped.
-``EmbeddingCache`` keeps bi-encoder vectors by text hash, the costly part of the hybrid teacher.
+``EmbeddingCache`` keeps bi-encoder vectors by text hash, the costly part of the hybrid teacher, and
+``PairLogitCache`` its cross-encoder member's logits by pair hash, so another choice of the teacher's
+weights (a new identity, so a new score cache) reuses the member's work instead of redoing it.
 """
 
 from __future__ import annotations
@@ -167,4 +169,34 @@ class EmbeddingCache(_Store):
             "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
             [(self.key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in vectors.items()],
         )
+        self.db.commit()
+
+
+class PairLogitCache(_Store):
+    """Logits by sha1 of the (query, text) pair, for one cross-encoder identity."""
+
+    def __init__(self, path: str | Path, scorer_identity: str):
+        super().__init__(
+            path,
+            scorer_identity,
+            "CREATE TABLE IF NOT EXISTS logits (key TEXT PRIMARY KEY, logit REAL NOT NULL)",
+        )
+
+    @staticmethod
+    def key(pair: tuple[str, str]) -> str:
+        query, text = pair
+        return hashlib.sha1(f"{query}\x00{text}".encode()).hexdigest()
+
+    def get_many(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """Cached logits of those pairs that have one."""
+        found = {}
+        for pair in pairs:
+            row = self.db.execute("SELECT logit FROM logits WHERE key = ?", (self.key(pair),)).fetchone()
+            if row is not None:
+                found[pair] = row[0]
+        return found
+
+    def put_many(self, logits: dict[tuple[str, str], float]) -> None:
+        rows = [(self.key(pair), float(value)) for pair, value in logits.items()]
+        self.db.executemany("INSERT OR REPLACE INTO logits VALUES (?, ?)", rows)
         self.db.commit()

