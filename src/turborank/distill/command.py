@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .students import POSITIONS
 from .train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--init", default=None, help="random | minilm | teacher (default: minilm for minilm)"
     )
     student.add_argument("--layers", type=int, default=None, help="override the preset's layer count")
-    student.add_argument("--position", choices=["alibi", "absolute"], default=None, help="override positions")
+    student.add_argument("--position", choices=POSITIONS, default=None, help="override positions")
     student.add_argument("--tokenizer", type=Path, default=None, help="tokenizer directory for a random init")
     add_dataclass_arguments(p.add_argument_group("training (TrainConfig fields)"), TrainConfig, TRAIN_FLAGS)
 
@@ -164,13 +165,9 @@ def run_distill(args: argparse.Namespace) -> int:
         groups = score_with_cache(groups, teacher, cache, config.progress)
     dev = read_groups(args.dev) if args.dev else None
 
-    preset = student_config(args.student)
+    preset = student_config(args.student, position=args.position)
     if args.layers:
         preset.num_hidden_layers = args.layers
-    if args.position:
-        preset.position_embedding_type = args.position
-        if args.position == "absolute":
-            preset.max_position_embeddings = 512
     init = args.init or ("minilm" if args.student == "minilm" else "random")
     if init == "teacher":
         if not args.teacher:

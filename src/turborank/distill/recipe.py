@@ -522,10 +522,7 @@ def run(config: RecipeConfig, stage: str = "all") -> Path | None:
     log.info("data ready in %.0fs", time.time() - t0)
     if stage == "data":
         return None
-    student = student_config("minilm")
-    student.position_embedding_type = config.position
-    if config.position == "absolute":
-        student.max_position_embeddings = 512  # all-MiniLM-L6-v2's position table
+    student = student_config("minilm", position=config.position)
     model, tokenizer_dir = build_student(student, init=config.init, seed=config.seed)
     train_config = TrainConfig(
         out_dir=Path(config.out_dir),

