@@ -172,6 +172,25 @@ def test_the_reading_keeps_the_shortest_windows_near_the_best() -> None:
     assert chosen == (384, "truncate", None) and len(asked) == 8  # no window to keep
 
 
+def test_the_reading_of_a_finished_checkpoint_ignores_its_declared_window(tmp_path) -> None:
+    import json
+    import shutil
+
+    from turborank.distill.recipe import declare_long_documents
+
+    texts = [[" ".join(WORDS[i : i + n] * 20) for n in (1, 3, 5)] for i in range(6)]
+    dev = [Group(f"q{i}", WORDS[i], ["a", "b", "c"], texts[i], [1, 0, 0]) for i in range(6)]
+    records = []
+    for name, window in (("plain", None), ("finished", 16)):
+        shutil.copytree(FIXTURE, tmp_path / name)
+        if window:
+            declare_long_documents(tmp_path / name, "chunk", window)
+        (tmp_path / f"{name}-work").mkdir()
+        choose_reading(tmp_path / name, dev, (16, 24, 64), tmp_path / f"{name}-work")
+        records.append(json.loads((tmp_path / f"{name}-work" / "inference_length.json").read_text()))
+    assert records[0] == records[1]  # "64,chunk" means 64-token windows, whatever the checkpoint declares
+
+
 def test_windows_and_truncation_differ_on_documents_longer_than_the_pair(tmp_path) -> None:
     from turborank import Reranker
     from turborank.distill.train import group_ndcg

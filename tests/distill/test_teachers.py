@@ -61,6 +61,20 @@ def test_local_teacher_in_windows_scores_each_document_by_its_best_window() -> N
     assert windows.score_pairs([]) == []
     truncating = LocalTeacher(FIXTURE, max_length=32)
     assert windows.identity == truncating.identity + ":chunk"  # old caches keep the truncating name
+    with pytest.raises(InputError, match="one of"):
+        LocalTeacher(FIXTURE, long_documents="auto")
+
+
+def test_a_teacher_reads_the_windows_its_identity_names(tmp_path: Path) -> None:
+    from turborank.distill.recipe import declare_long_documents
+
+    shutil.copytree(FIXTURE, tmp_path / "m")
+    declare_long_documents(tmp_path / "m", "chunk", 16)  # a finished student declares its own window
+    long_doc = " ".join(["Bananas are yellow and rich in potassium."] * 30) + " " + DOCS[0]
+    declared = LocalTeacher(tmp_path / "m", max_length=32, long_documents="chunk")
+    plain = LocalTeacher(FIXTURE, max_length=32, long_documents="chunk")
+    assert declared.identity == plain.identity  # same weights, same reading: same name, same cache
+    assert declared.score(QUERY, [long_doc]) == pytest.approx(plain.score(QUERY, [long_doc]), abs=1e-6)
 
 
 def test_score_file_teacher_reads_tsv_trec_and_jsonl(tmp_path: Path) -> None:

@@ -598,7 +598,8 @@ def choose_reading(
     scores, logits = {}, {}
 
     def measure(length: int, mode: str, window: int | None) -> None:
-        reading = LongDocuments(window_length=window) if window else mode
+        # Windows named in full: "chunk" alone would take the window a finished checkpoint declares.
+        reading = LongDocuments(window_length=window or length) if mode == "chunk" else mode
         key = (length, mode, window)
         logits[key] = reranker.compute_score(
             pairs, max_length=length, long_documents=reading, normalize=False, show_progress_bar=False

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_config, read_weights
+from ..chunking import READING_MODES, LongDocuments
 from ..engine import collate, plan_batches
 from ..errors import CheckpointError, InputError
 from ..eval.data import DatasetError, Document
@@ -79,6 +80,8 @@ class LocalTeacher:
         from ..api import Reranker
         from ..checkpoint import weights_path
 
+        if long_documents not in READING_MODES:
+            raise InputError(f"a teacher reads long documents in one of {READING_MODES}: {long_documents!r}")
         self.reranker = Reranker.from_pretrained(name_or_path, **reranker_kwargs)
         self.reranker.require_single_logit("a distillation teacher")
         self.max_length = max_length
@@ -101,11 +104,14 @@ class LocalTeacher:
         """Raw logits of many pairs in one engine call (windows of every document batched together)."""
         if not pairs:
             return []
+        # Windows of max_length, as the identity says, not the window a checkpoint may declare.
+        windows = LongDocuments(window_length=self.max_length)
+        reading = windows if self.long_documents == "chunk" else "truncate"
         logits = self.reranker.compute_score(
             pairs,
             max_length=self.max_length,
             normalize=False,
-            long_documents=self.long_documents,
+            long_documents=reading,
             show_progress_bar=len(pairs) > 2_000,
         )
         return [float(logits)] if len(pairs) == 1 else [float(v) for v in logits]
