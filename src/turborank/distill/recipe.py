@@ -371,8 +371,14 @@ def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[
     encoder = BiEncoder()
     embeddings = EmbeddingCache(work / "embeddings.sqlite", encoder.identity)
     member = cross_encoder_member(config.cross_encoder, config.cross_encoder_length)
-    teacher = HybridTeacher(0.0, config.cosine_scale, encoder, embeddings, cross_encoder=member)
-    teacher.member_logits = member_logits(work, member)
+    teacher = HybridTeacher(
+        0.0,
+        config.cosine_scale,
+        encoder,
+        embeddings,
+        cross_encoder=member,
+        member_logits=member_logits(work, member),
+    )
     member_weights = config.cross_encoder_weights if member is not None else (0.0,)
     teacher.prefetch_pairs([(g.query, d) for g in dev for d in g.doc_texts])  # the member's logits, once
     results = {}
