@@ -388,14 +388,17 @@ def test_spread_puts_every_extra_group_inside_the_prefix_in_an_even_share() -> N
     assert sum(g.qid.startswith("x") for g in out[:25]) == 5  # the same share in any early part
 
 
-def test_data_key_of_earlier_rounds_is_unchanged_by_the_qmsum_settings() -> None:
+def test_data_key_names_only_the_settings_that_change_the_group_file() -> None:
     from turborank.distill.recipe import data_key
 
     config = RecipeConfig(n_train=3600)
     assert data_key(config) == data_key(replace(config, qmsum_passage_words=50))  # unused: no effect
+    assert data_key(config) == data_key(replace(config, n_train=7200))  # a prefix of the same file
+    assert data_key(config) != data_key(replace(config, seed=1))
     with_qmsum = replace(config, n_qmsum=10)
     assert data_key(with_qmsum) != data_key(config)
     assert data_key(with_qmsum) != data_key(replace(with_qmsum, qmsum_passage_words=50))
+    assert data_key(with_qmsum) != data_key(replace(with_qmsum, n_train=7200))  # spread over n_train
 
 
 @pytest.mark.skipif(not QMSUM.is_dir(), reason="needs ../shared/data/longdoc-qmsum")

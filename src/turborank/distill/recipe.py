@@ -333,11 +333,12 @@ def data_key(config: RecipeConfig) -> str:
         "n_wikiqa_pool",
         "dev_scifact",
         "dev_wikiqa",
-        "n_train",
     )
     settings = {f: getattr(config, f) for f in fields}
-    # Sources added after round 2 enter the key only when used, so earlier runs keep their group files.
-    settings |= {f: getattr(config, f) for f in ("n_qmsum", "qmsum_passage_words") if config.n_qmsum}
+    # QMSum groups enter the key only when used, with n_train, the span they are spread over: without them
+    # the group file does not depend on n_train, and another --n-train reuses it.
+    qmsum = ("n_qmsum", "qmsum_passage_words", "n_train")
+    settings |= {f: getattr(config, f) for f in qmsum if config.n_qmsum}
     text = json.dumps({**settings, "pools": MSMARCO_POOLS}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
