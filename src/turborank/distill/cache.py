@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,15 @@ class _Store:
                 f"{self.path} holds values from {row[0]!r}, not {identity!r}: use another cache path "
                 "for this teacher, or delete the file to start over"
             )
+
+    def _lookup(self, query: str, items: Sequence, key: Callable[[Any], str]) -> dict:
+        """The stored value of each item that has one, by ``query`` on ``key(item)``."""
+        found = {}
+        for item in items:
+            row = self.db.execute(query, (key(item),)).fetchone()
+            if row is not None:
+                found[item] = row[0]
+        return found
 
     def commit(self) -> None:
         self.db.commit()
@@ -157,12 +167,8 @@ class EmbeddingCache(_Store):
 
     def get_many(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors of those texts that have one."""
-        found = {}
-        for text in texts:
-            row = self.db.execute("SELECT vector FROM vectors WHERE key = ?", (self.key(text),)).fetchone()
-            if row is not None:
-                found[text] = np.frombuffer(row[0], dtype=np.float32)
-        return found
+        found = self._lookup("SELECT vector FROM vectors WHERE key = ?", texts, self.key)
+        return {text: np.frombuffer(blob, dtype=np.float32) for text, blob in found.items()}
 
     def put_many(self, vectors: dict[str, np.ndarray]) -> None:
         self.db.executemany(
@@ -189,12 +195,7 @@ class PairLogitCache(_Store):
 
     def get_many(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
         """Cached logits of those pairs that have one."""
-        found = {}
-        for pair in pairs:
-            row = self.db.execute("SELECT logit FROM logits WHERE key = ?", (self.key(pair),)).fetchone()
-            if row is not None:
-                found[pair] = row[0]
-        return found
+        return self._lookup("SELECT logit FROM logits WHERE key = ?", pairs, self.key)
 
     def put_many(self, logits: dict[tuple[str, str], float]) -> None:
         rows = [(self.key(pair), float(value)) for pair, value in logits.items()]
