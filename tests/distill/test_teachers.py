@@ -66,7 +66,7 @@ def test_local_teacher_in_windows_scores_each_document_by_its_best_window() -> N
 
 
 def test_a_teacher_reads_the_windows_its_identity_names(tmp_path: Path) -> None:
-    from turborank.distill.recipe import declare_long_documents
+    from turborank.distill.finish import declare_long_documents
 
     shutil.copytree(FIXTURE, tmp_path / "m")
     declare_long_documents(tmp_path / "m", "chunk", 16)  # a finished student declares its own window
