@@ -28,6 +28,7 @@ from turborank.distill.recipe import (
     nfcorpus_train_queries,
     pool_questions,
     qmsum_groups,
+    split_labelled,
     spread,
 )
 from turborank.distill.teachers import HybridTeacher
@@ -288,3 +289,17 @@ def test_pool_questions_come_after_the_trained_and_the_held_out_groups() -> None
     assert pool_questions(replace(config, n_pool_questions=0), groups) == []
     with pytest.raises(ValueError, match="7 left"):
         pool_questions(replace(config, n_pool_questions=8), groups)
+
+
+@pytest.mark.skipif(not QMSUM.parent.is_dir(), reason="needs ../shared/data")
+def test_split_labelled_holds_the_dev_questions_out_of_the_labelled_train_groups() -> None:
+    import random
+
+    config = RecipeConfig()
+    scifact, wikiqa, dev = split_labelled(config, random.Random(0))
+    assert len(dev) == config.dev_scifact + config.dev_wikiqa
+    assert not {g.qid for g in dev} & {g.qid for g in scifact + wikiqa}
+    assert all(len(g.doc_ids) <= 1 + config.k_negatives for g in scifact + wikiqa)  # cut to a group
+    again = split_labelled(config, random.Random(0))[2]
+    assert [g.qid for g in again] == [g.qid for g in dev]  # the recipe's dev split, whoever asks
+    assert [g.qid for g in split_labelled(config, random.Random(1))[2]] != [g.qid for g in dev]

@@ -94,6 +94,7 @@ NFCORPUS = "nfcorpus-original-preprocessed"
 POOL_QUESTIONS = "wikiqa-questions:msmarco-pools"  # source of WikiQA train questions vs the pools
 # Train meetings only: the test meetings' transcripts are never read (QMSum test is an evaluation set).
 QMSUM = "longdoc-qmsum"
+WIKIQA_TRAIN = "wikiqa-answer-selection/train.candidates.jsonl"
 QMSUM_TRAIN_SPLITS = ("train", "train-summary")  # questions, and reference summaries used as queries
 
 
@@ -198,28 +199,34 @@ def pool_corpus(data_dir: Path) -> dict[str, Document]:
     return corpus
 
 
+def split_labelled(config: RecipeConfig, rng: random.Random) -> tuple[list[Group], list[Group], list[Group]]:
+    """(SciFact train groups, WikiQA train groups, dev groups): the human-labelled train splits, their
+    seeded dev questions held out (SciFact first, then WikiQA). Every stage that trains on these splits
+    takes its dev split from here, so no dev question is ever trained on."""
+    data, k = Path(config.data_dir), config.k_negatives
+    scifact = data / "beir-scifact"
+    train_run = scifact / "bm25_top100.train.trec"
+    scifact_all = groups_from_beir(scifact, "train", run=train_run, k_negatives=15, seed=config.seed)
+    rng.shuffle(scifact_all)
+    wikiqa_all = groups_from_candidates(data / WIKIQA_TRAIN, k_negatives=100, seed=config.seed)
+    rng.shuffle(wikiqa_all)
+    dev = scifact_all[: config.dev_scifact] + wikiqa_all[: config.dev_wikiqa]
+    scifact_train = [_cut(g, 1 + k) for g in scifact_all[config.dev_scifact :]]
+    wikiqa_train = [_cut(g, 1 + k) for g in wikiqa_all[config.dev_wikiqa :]]
+    return scifact_train, wikiqa_train, dev
+
+
 def build_groups(config: RecipeConfig) -> tuple[list[Group], list[Group]]:
     """(training groups, dev groups) from allowed data; all training groups have 1 + k documents."""
     data, k, seed = Path(config.data_dir), config.k_negatives, config.seed
     rng = random.Random(seed)
-
-    scifact = data / "beir-scifact"
-    train_run = scifact / "bm25_top100.train.trec"
-    scifact_all = groups_from_beir(scifact, "train", run=train_run, k_negatives=15, seed=seed)
-    rng.shuffle(scifact_all)
-    dev = scifact_all[: config.dev_scifact]
-    scifact_train = [_cut(g, 1 + k) for g in scifact_all[config.dev_scifact :]]
-
-    wikiqa_path = data / "wikiqa-answer-selection" / "train.candidates.jsonl"
-    wikiqa_all = groups_from_candidates(wikiqa_path, k_negatives=100, seed=seed)
-    rng.shuffle(wikiqa_all)
-    dev += wikiqa_all[: config.dev_wikiqa]
-    dev_questions = {g.qid for g in wikiqa_all[: config.dev_wikiqa]}
-    wikiqa_train = [_cut(g, 1 + k) for g in wikiqa_all[config.dev_wikiqa :]]
+    scifact_train, wikiqa_train, dev = split_labelled(config, rng)
+    dev_questions = {g.qid for g in dev[config.dev_scifact :]}
+    wikiqa_path = data / WIKIQA_TRAIN
 
     pool = pool_corpus(data)
     pool_index = BM25Index.build(pool)
-    scifact_corpus = load_beir(scifact, "train").corpus
+    scifact_corpus = load_beir(data / "beir-scifact", "train").corpus
     nfcorpus = data / NFCORPUS
     nfcorpus_corpus = read_corpus(nfcorpus / "corpus.jsonl")
     nfcorpus_index = BM25Index.build(nfcorpus_corpus)
