@@ -20,6 +20,7 @@ from turborank.distill.data import (
     keyword_query,
     line_passages,
     read_groups,
+    sentence_passages,
     split_sentences,
     teacher_labelled,
     with_glued_words,
@@ -217,6 +218,29 @@ def test_embed_in_noise_dilutes_about_half_the_documents_and_keeps_their_scores(
     assert any(not t.startswith(texts[0]) and not t.endswith(texts[0]) for t in answers)  # around
 
 
+def test_noise_unrelated_to_a_query_never_shares_a_content_word_with_it() -> None:
+    from turborank.distill.data import content_stems, split_sentences, surrounded_by_noise
+
+    noise = [
+        "The Eiffel Tower was completed in 1889. Paris hosted a fair that year.",
+        "Volcanoes erupt when magma rises. Lava cools into basalt.",
+        "Completion of the tower took two years. Rivers flood in spring.",
+    ]
+    query = "when was the eiffel tower completed"
+    assert content_stems(query) == {"eiffe", "tower", "compl"}  # stopwords and short words dropped
+    for seed in range(50):
+        text = surrounded_by_noise("Answer.", noise, random.Random(seed), 40, unrelated_to=query)
+        added = [s for s in split_sentences(text) if s != "Answer."]
+        assert added and not any(content_stems(s) & content_stems(query) for s in added)
+    # without a query the draws are unchanged: the recipe's noise copies stay reproducible
+    plain = [surrounded_by_noise("Answer.", noise, random.Random(7), 40) for _ in range(2)]
+    assert plain[0] == plain[1] and "Eiffel" in " ".join(
+        surrounded_by_noise("Answer.", noise, random.Random(s), 40) for s in range(20)
+    )
+    # a query that shares a word with every sentence gets no noise rather than related noise
+    assert surrounded_by_noise("Answer.", ["Tower. Tower."], random.Random(0), 40, "tower") == "Answer."
+
+
 def test_embed_in_noise_twin_pairs_the_top_document_with_itself_in_the_other_state() -> None:
     from turborank.distill.data import Group, embed_in_noise
 
@@ -243,6 +267,17 @@ def test_line_passages_cut_whole_lines_of_about_the_asked_words() -> None:
     assert all(len(passages[p].text.split()) >= 20 for p in ids[:-1])
     assert all(len(passages[p].text.split()) < 20 + 9 for p in ids)  # one line past the budget at most
     assert passages["m2#p0"].text == "A: one line only"
+
+
+def test_sentence_passages_cut_whole_sentences_of_about_the_asked_words() -> None:
+    sentences = [f"Sentence {i} has " + " ".join(["word"] * (i % 5)) + " in it." for i in range(30)]
+    abstract = Document("Title", " ".join(sentences))
+    passages = sentence_passages({"a": abstract}, words=25)
+    ids = list(passages)
+    assert ids == [f"a#s{i}" for i in range(len(ids))] and len(ids) > 3
+    assert " ".join(passages[p].text for p in ids) == abstract.full_text  # the title leads the first
+    assert all(len(passages[p].text.split()) >= 25 for p in ids[:-1])
+    assert all(passages[p].text.endswith(".") for p in ids)  # never cut mid-sentence
 
 
 def test_glued_words_copy_runs_words_together_in_about_half_the_documents() -> None:

@@ -29,7 +29,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,17 +285,31 @@ def line_passages(corpus: Mapping[str, Document], words: int) -> dict[str, Docum
     Lines are a transcript's utterances, so a passage never starts or ends mid-utterance; a line
     longer than ``words`` becomes a passage of its own.
     """
+    return unit_passages(corpus, words, str.splitlines, "\n", "p")
+
+
+def sentence_passages(corpus: Mapping[str, Document], words: int) -> dict[str, Document]:
+    """Each document cut into passages of whole sentences of about ``words`` words (``<id>#s<n>``):
+    abstracts become passage-sized texts that still fit a pair when unrelated text is added around them."""
+    return unit_passages(corpus, words, split_sentences, " ", "s")
+
+
+def unit_passages(
+    corpus: Mapping[str, Document], words: int, split: Callable[[str], list[str]], joiner: str, mark: str
+) -> dict[str, Document]:
+    """Each document's ``split`` units gathered, in order, into passages of at least ``words`` words
+    (the last one shorter), named ``<id>#<mark><n>``."""
     passages = {}
     for doc_id, doc in corpus.items():
-        lines, count, number = [], 0, 0
-        for line in doc.full_text.splitlines():
-            lines.append(line)
-            count += len(line.split())
+        units, count, number = [], 0, 0
+        for unit in split(doc.full_text):
+            units.append(unit)
+            count += len(unit.split())
             if count >= words:
-                passages[f"{doc_id}#p{number}"] = Document("", "\n".join(lines))
-                lines, count, number = [], 0, number + 1
-        if lines:
-            passages[f"{doc_id}#p{number}"] = Document("", "\n".join(lines))
+                passages[f"{doc_id}#{mark}{number}"] = Document("", joiner.join(units))
+                units, count, number = [], 0, number + 1
+        if units:
+            passages[f"{doc_id}#{mark}{number}"] = Document("", joiner.join(units))
     return passages
 
 
@@ -519,7 +533,7 @@ def embed_in_noise(
             raise ValueError(f"group {group.qid}: a twin needs teacher scores and at least two documents")
         top = max(range(len(texts) - 1), key=teacher.__getitem__)
         original = group.doc_texts[top]
-        other = _diluted(original, noise, rng, max_words) if texts[top] == original else original
+        other = surrounded_by_noise(original, noise, rng, max_words) if texts[top] == original else original
         doc_ids[-1] = f"{group.doc_ids[top]}#twin"
         texts[-1], labels[-1], teacher[-1] = other, labels[top], teacher[top]
     return Group(f"{group.qid}#noise", group.query, doc_ids, texts, labels, teacher, f"{group.source}+noise")
@@ -534,26 +548,54 @@ def _marked_ids(group: Group, texts: Sequence[str], mark: str) -> list[str]:
 
 
 def _maybe_diluted(text: str, noise: Sequence[str], rng: random.Random, max_words: int) -> str:
-    return _diluted(text, noise, rng, max_words) if rng.random() < 0.5 else text
+    return surrounded_by_noise(text, noise, rng, max_words) if rng.random() < 0.5 else text
 
 
-def _diluted(text: str, noise: Sequence[str], rng: random.Random, max_words: int) -> str:
-    """``text`` with 1 to about ``max_words - len(text)`` words of noise before, after or around it."""
+def surrounded_by_noise(
+    text: str, noise: Sequence[str], rng: random.Random, max_words: int, unrelated_to: str = ""
+) -> str:
+    """``text`` with 1 to about ``max_words - len(text)`` words of noise before, after or around it.
+
+    With ``unrelated_to`` (a query), noise sentences that share a content word with it are skipped: noise
+    must not answer the query, or a target that says "the passage's own score" would teach the model to
+    ignore an answer. Without it the noise is drawn as before, sentence for sentence.
+    """
     budget = rng.randint(1, max(1, max_words - len(text.split())))
     place = rng.choice(NOISE_PLACES)
     before = rng.randint(0, budget) if place == "around" else budget if place == "before" else 0
-    parts = [_noise_text(noise, before, rng), text, _noise_text(noise, budget - before, rng)]
+    avoid = content_stems(unrelated_to)
+    parts = [_noise_text(noise, before, rng, avoid), text, _noise_text(noise, budget - before, rng, avoid)]
     return " ".join(p for p in parts if p)
 
 
-def _noise_text(noise: Sequence[str], words: int, rng: random.Random) -> str:
-    """Whole sentences of random passages, about ``words`` words (never cut mid-sentence)."""
+def content_stems(text: str) -> set[str]:
+    """The first five letters of each lower-cased word of three or more letters outside the English
+    stopword list: a crude stem, so "completed" and "completion" meet and unrelated text stays so."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    words = (w.lower() for w in _WORD.findall(text))
+    return {w[:5] for w in words if len(w) > 2 and w not in STOPWORDS_EN_PLUS}
+
+
+# Random passages drawn for one stretch of noise before giving up on finding enough sentences unrelated
+# to the query (a long query shares a word with most text): the stretch is then shorter, never related.
+MAX_NOISE_DRAWS = 200
+
+
+def _noise_text(
+    noise: Sequence[str], words: int, rng: random.Random, avoid: set[str] | frozenset[str] = frozenset()
+) -> str:
+    """Whole sentences of random passages, about ``words`` words (never cut mid-sentence), none sharing
+    a stem with ``avoid``."""
     sentences: list[str] = []
-    count = 0
-    while count < words:
+    count, draws = 0, 0
+    while count < words and draws < MAX_NOISE_DRAWS:
+        draws += bool(avoid)  # unfiltered noise always fills its budget: no cap, the draws as before
         for sentence in split_sentences(rng.choice(noise)):
             if count >= words:
                 break
+            if avoid and avoid & content_stems(sentence):
+                continue
             sentences.append(sentence)
             count += len(sentence.split())
     return " ".join(sentences)

@@ -1,0 +1,264 @@
+"""Invariance fine-tuning: teach a reranker that unrelated text around a passage changes nothing.
+
+    python -m turborank.distill.invariance --init DIR --work runs/inv --out runs/inv-model
+
+Every training passage appears twice in its group: alone, and inside whole sentences of unrelated text
+placed before, after or around it (the pair still fits ``max_length``). Both copies are regressed (MSE
+on logits) to the *starting* model's logit of the passage alone, so the model is its own frozen
+teacher: the clean copies hold on to what it knows, the surrounded copies learn to keep it. This is
+issue 12's dilution criterion (score inside noise >= 0.8 x score alone) made a loss, with no teacher
+to distil and nothing to label, which is why it can run after any recipe stage.
+
+Train splits only: WikiQA train answer candidates, SciFact train claims and NFCorpus train/dev
+queries against sentence passages of their corpora, QMSum train queries against passages of the train
+meetings; the noise is WikiQA train sentences and SciFact and NFCorpus passages. The recipe's dev
+questions (``recipe.split_labelled``) are left out of both, so its dev set still judges the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import CONFIG_FILE
+from .cache import PairLogitCache
+from .command import add_dataclass_arguments, field_help
+from .data import (
+    Group,
+    groups_from_candidates,
+    groups_from_queries,
+    read_groups,
+    sentence_passages,
+    surrounded_by_noise,
+    write_groups,
+)
+from .finish import declare_long_documents
+from .recipe import (
+    NFCORPUS,
+    QMSUM,
+    SHARED_DATA,
+    WIKIQA_TRAIN,
+    RecipeConfig,
+    nfcorpus_train_queries,
+    qmsum_groups,
+    split_labelled,
+)
+from .teachers import LocalTeacher, read_through
+
+log = logging.getLogger(__name__)
+
+SURROUNDED = "#noise"  # doc id suffix of a passage's copy inside unrelated text
+
+
+@dataclass
+class InvarianceConfig:
+    init: Path = Path("src/turborank/default_model")  # the model to continue, and its own frozen teacher
+    data_dir: Path = SHARED_DATA  # the shared data folder (train splits only are read)
+    work_dir: Path = Path("runs/invariance")  # groups, the reference logits and the training state
+    out_dir: Path = Path("runs/invariance-model")
+    seed: int = 0  # dev split, queries, noise, data order and training
+    docs_per_query: int = 4  # passages per query; each comes clean and surrounded, so groups hold twice that
+    copies: int = 2  # times each query appears, its passages surrounded by different noise each time
+    # Most words of query, passage and noise together: about 200 tokens, inside the 256-token training
+    # pairs, so truncation never cuts the passage off a copy whose noise comes first.
+    max_words: int = 150
+    passage_words: int = 80  # SciFact, NFCorpus and QMSum passages: sentences (lines) up to this many words
+    n_nfcorpus: int = 1_500  # NFCorpus train/dev queries sampled
+    n_qmsum: int = 600  # QMSum train queries (questions and summaries) sampled
+    noise_passages: int = 3_000  # SciFact passages and as many NFCorpus ones in the noise, beside WikiQA's
+    max_steps: int = 900  # optimizer steps of 4 groups (32 pairs): 28 minutes on 2 Zen 4 cores
+    lr: float = 2e-5
+    max_length: int = 256  # training pair length (the shipped model reads pairs up to 256 tokens whole)
+    num_threads: int | None = None  # torch CPU threads; None: torch's default (every core)
+
+
+# InvarianceConfig fields that are command-line flags of the same name (``max_steps`` -> ``--max-steps``);
+# the paths have flags of their own.
+PATHS = {"init": "init", "data": "data_dir", "work": "work_dir", "out": "out_dir"}
+FLAGS = tuple(name for name in InvarianceConfig.__dataclass_fields__ if name not in PATHS.values())
+
+
+def base_groups(config: InvarianceConfig, dev_queries: set[str]) -> list[Group]:
+    """Queries with ``docs_per_query`` passages each, from train splits only, no dev question among them."""
+    data, seed, k = Path(config.data_dir), config.seed, config.docs_per_query
+    wikiqa = groups_from_candidates(data / WIKIQA_TRAIN, k_negatives=k - 1, seed=seed)
+    groups = [g for g in wikiqa if g.query not in dev_queries]
+    scifact = load_scifact_train(data)
+    claims = {q: t for q, t in scifact.queries.items() if t not in dev_queries and q in scifact.qrels}
+    groups += groups_from_queries(
+        claims, sentence_passages(scifact.corpus, config.passage_words), k, source="scifact-train:sentences"
+    )
+    nfcorpus = data / NFCORPUS
+    queries = sorted(nfcorpus_train_queries(nfcorpus).items())
+    sample = dict(random.Random(seed).sample(queries, min(config.n_nfcorpus, len(queries))))
+    groups += groups_from_queries(
+        sample, nfcorpus_passages(data, config.passage_words), k, source="nfcorpus-train:sentences"
+    )
+    groups += qmsum_groups(data / QMSUM, config.n_qmsum, k, seed, config.passage_words)
+    return [g for g in groups if len(g.doc_ids) == k]
+
+
+def load_scifact_train(data: Path):  # -> eval.data.BeirData
+    from ..eval.data import load_beir
+
+    return load_beir(data / "beir-scifact", "train")
+
+
+def nfcorpus_passages(data: Path, words: int) -> dict:
+    from ..eval.data import read_corpus
+
+    return sentence_passages(read_corpus(data / NFCORPUS / "corpus.jsonl"), words)
+
+
+def noise_texts(config: InvarianceConfig, dev_queries: set[str]) -> list[str]:
+    """Unrelated text from train splits: each non-dev WikiQA question's candidate sentences (one text per
+    question), then seeded samples of SciFact and NFCorpus sentence passages."""
+    data = Path(config.data_dir)
+    texts = []
+    for line in (data / WIKIQA_TRAIN).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["query"] not in dev_queries:
+            texts.append(" ".join(row["candidates"]))
+    for seed, passages in (
+        (1, sentence_passages(load_scifact_train(data).corpus, config.passage_words)),
+        (2, nfcorpus_passages(data, config.passage_words)),
+    ):
+        texts += [d.text for d in random.Random(seed).sample(list(passages.values()), config.noise_passages)]
+    return texts
+
+
+def paired_groups(
+    groups: Sequence[Group],
+    reference: Mapping[tuple[str, str], float],
+    noise: Sequence[str],
+    config: InvarianceConfig,
+) -> list[Group]:
+    """``copies`` shuffled groups per query: each passage clean, then surrounded by noise, both scored
+    with ``reference``'s logit of the clean pair."""
+    rng = random.Random(config.seed)
+    out = []
+    for copy in range(config.copies):
+        for group in groups:
+            room = config.max_words - len(group.query.split())
+            ids, texts, targets = [], [], []
+            for doc_id, text in zip(group.doc_ids, group.doc_texts, strict=True):
+                ids += [doc_id, f"{doc_id}{SURROUNDED}"]
+                texts += [text, surrounded_by_noise(text, noise, rng, room, unrelated_to=group.query)]
+                targets += [reference[(group.query, text)]] * 2
+            labels: list[int | None] = [None] * len(texts)
+            out.append(Group(f"{group.qid}#c{copy}", group.query, ids, texts, labels, targets, group.source))
+    rng.shuffle(out)
+    return out
+
+
+def reference_logits(
+    groups: Sequence[Group], init: Path, work: Path, max_length: int
+) -> dict[tuple[str, str], float]:
+    """The starting model's raw logit of every clean (query, passage) pair, kept on disk (resumable)."""
+    teacher = LocalTeacher(init, max_length=max_length)
+    digest = hashlib.sha1(teacher.identity.encode()).hexdigest()[:8]
+    logits: dict[tuple[str, str], float] = {}
+    pairs = sorted({(g.query, text) for g in groups for text in g.doc_texts})
+    with PairLogitCache(work / f"reference-{digest}.sqlite", teacher.identity) as cache:
+        read_through(pairs, logits, cache, teacher.score_pairs)
+    return logits
+
+
+def build(config: InvarianceConfig) -> Path:
+    """The training groups file (built once per work directory)."""
+    work = Path(config.work_dir)
+    path = work / "train.jsonl"
+    if path.is_file():
+        return path
+    work.mkdir(parents=True, exist_ok=True)
+    recipe = RecipeConfig(data_dir=Path(config.data_dir), seed=config.seed)
+    dev_queries = {g.query for g in split_labelled(recipe, random.Random(config.seed))[2]}
+    groups = base_groups(config, dev_queries)
+    log.info("%d queries with %d passages each", len(groups), config.docs_per_query)
+    reference = reference_logits(groups, Path(config.init), work, config.max_length)
+    write_groups(paired_groups(groups, reference, noise_texts(config, dev_queries), config), path)
+    return path
+
+
+def run(config: InvarianceConfig) -> Path:
+    """Build the groups, then continue ``init`` on them; returns the output checkpoint."""
+    from ..checkpoint import read_model_config
+    from .students import build_student
+    from .train import TrainConfig, train
+
+    groups = read_groups(build(config))
+    # The starting model's own shape and positions: this continues it, it does not make a new student.
+    model, tokenizer_dir = build_student(
+        read_model_config(Path(config.init)), init=f"teacher:{config.init}", seed=config.seed
+    )
+    train_config = TrainConfig(
+        out_dir=Path(config.out_dir),
+        run_dir=Path(config.work_dir) / "train",
+        loss="pointwise_mse",  # each logit to its target, not only the order within a group
+        supervised_weight=0.0,
+        group_size=2 * config.docs_per_query,
+        max_steps=config.max_steps,
+        seed=config.seed,
+        num_threads=config.num_threads,
+        lr=config.lr,
+        warmup_ratio=0.05,
+        max_length=config.max_length,
+        batch_groups=4,
+        grad_accum=1,
+        freeze_word_embeddings=True,
+        dropout=0.0,
+        eval_every=config.max_steps,  # no dev set inside: the last step is the output, judged afterwards
+        save_every=100,
+        log_every=20,
+        cpu_bf16=True,
+        progress=False,
+    )
+    out = train(model, tokenizer_dir, groups, train_config, None)
+    keep_reading(Path(config.init), out)
+    return out
+
+
+def keep_reading(init: Path, out: Path) -> None:
+    """Give ``out`` the reading ``init`` declares (its long-document mode and window; the tokenizer
+    files, with their length, are copied by training). The targets were ``init``'s own logits, so its
+    reading and calibration still hold."""
+    reading = json.loads((init / CONFIG_FILE).read_text()).get("turborank")
+    if reading:
+        declare_long_documents(out, reading["long_documents"], reading.get("window_length"))
+
+
+def parse_config(argv: list[str] | None = None) -> InvarianceConfig:
+    """The command line as an InvarianceConfig: the paths' flags, then one flag per other field."""
+    parser = argparse.ArgumentParser(
+        prog="python -m turborank.distill.invariance", description=__doc__.split("\n")[0]
+    )
+    helps = field_help(InvarianceConfig)
+    for flag, name in PATHS.items():
+        default = InvarianceConfig.__dataclass_fields__[name].default
+        parser.add_argument(
+            f"--{flag}", type=Path, default=default, help=f"{helps[name]} (default: {default})"
+        )
+    add_dataclass_arguments(parser, InvarianceConfig, FLAGS)
+    args = parser.parse_args(argv)
+    paths = {name: getattr(args, flag) for flag, name in PATHS.items()}
+    return InvarianceConfig(**paths, **{name: getattr(args, name) for name in FLAGS})
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    print(run(config))
+
+
+if __name__ == "__main__":
+    main()
