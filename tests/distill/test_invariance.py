@@ -22,6 +22,7 @@ from turborank.distill.invariance import (
     noise_texts,
     paired_groups,
     parse_config,
+    read_train_text,
     run,
 )
 from turborank.distill.recipe import SHARED_DATA, WIKIQA_TRAIN, RecipeConfig, split_labelled
@@ -122,7 +123,8 @@ def test_train_splits_only_and_never_a_dev_question() -> None:
     config = InvarianceConfig(n_nfcorpus=30, n_qmsum=10, noise_passages=50)
     dev = split_labelled(RecipeConfig(), random.Random(0))[2]
     dev_queries = {g.query for g in dev}
-    groups = base_groups(config, dev_queries)
+    text = read_train_text(config)
+    groups = base_groups(config, text, dev_queries)
     assert all(len(g.doc_ids) == config.docs_per_query for g in groups)
     assert not {g.query for g in groups} & dev_queries
     sources = {g.source for g in groups}
@@ -133,7 +135,7 @@ def test_train_splits_only_and_never_a_dev_question() -> None:
         "qmsum-train:qmsum-train-passages",
     }
     assert sum(g.source == "nfcorpus-train:sentences" for g in groups) <= 30
-    noise = noise_texts(config, dev_queries)
+    noise = noise_texts(config, text, dev_queries)
     assert len(noise) > 100
     # One text per non-dev WikiQA question, none of a dev question's own candidate list. Questions on the
     # same Wikipedia article may share sentences or a whole list with a dev question: those stay in, as

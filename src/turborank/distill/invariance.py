@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CONFIG_FILE
+from ..eval.data import BeirDataset, Document, load_beir, read_corpus
 from .cache import PairLogitCache
 from .command import add_dataclass_arguments, field_help
 from .data import (
@@ -86,51 +87,47 @@ PATHS = {"init": "init", "data": "data_dir", "work": "work_dir", "out": "out_dir
 FLAGS = tuple(name for name in InvarianceConfig.__dataclass_fields__ if name not in PATHS.values())
 
 
-def base_groups(config: InvarianceConfig, dev_queries: set[str]) -> list[Group]:
+@dataclass(frozen=True)
+class TrainText:
+    """The SciFact train split and the sentence passages of both biomedical corpora, read and cut once:
+    the training groups query them and the noise samples them."""
+
+    scifact: BeirDataset
+    scifact_passages: dict[str, Document]
+    nfcorpus_passages: dict[str, Document]
+
+
+def read_train_text(config: InvarianceConfig) -> TrainText:
+    data, words = Path(config.data_dir), config.passage_words
+    scifact = load_beir(data / "beir-scifact", "train")
+    nfcorpus = read_corpus(data / NFCORPUS / "corpus.jsonl")
+    return TrainText(scifact, sentence_passages(scifact.corpus, words), sentence_passages(nfcorpus, words))
+
+
+def base_groups(config: InvarianceConfig, text: TrainText, dev_queries: set[str]) -> list[Group]:
     """Queries with ``docs_per_query`` passages each, from train splits only, no dev question among them."""
     data, seed, k = Path(config.data_dir), config.seed, config.docs_per_query
     wikiqa = groups_from_candidates(data / WIKIQA_TRAIN, k_negatives=k - 1, seed=seed)
     groups = [g for g in wikiqa if g.query not in dev_queries]
-    scifact = load_scifact_train(data)
+    scifact = text.scifact
     claims = {q: t for q, t in scifact.queries.items() if t not in dev_queries and q in scifact.qrels}
-    groups += groups_from_queries(
-        claims, sentence_passages(scifact.corpus, config.passage_words), k, source="scifact-train:sentences"
-    )
-    nfcorpus = data / NFCORPUS
-    queries = sorted(nfcorpus_train_queries(nfcorpus).items())
+    groups += groups_from_queries(claims, text.scifact_passages, k, source="scifact-train:sentences")
+    queries = sorted(nfcorpus_train_queries(data / NFCORPUS).items())
     sample = dict(random.Random(seed).sample(queries, min(config.n_nfcorpus, len(queries))))
-    groups += groups_from_queries(
-        sample, nfcorpus_passages(data, config.passage_words), k, source="nfcorpus-train:sentences"
-    )
+    groups += groups_from_queries(sample, text.nfcorpus_passages, k, source="nfcorpus-train:sentences")
     groups += qmsum_groups(data / QMSUM, config.n_qmsum, k, seed, config.passage_words)
     return [g for g in groups if len(g.doc_ids) == k]
 
 
-def load_scifact_train(data: Path):  # -> eval.data.BeirData
-    from ..eval.data import load_beir
-
-    return load_beir(data / "beir-scifact", "train")
-
-
-def nfcorpus_passages(data: Path, words: int) -> dict:
-    from ..eval.data import read_corpus
-
-    return sentence_passages(read_corpus(data / NFCORPUS / "corpus.jsonl"), words)
-
-
-def noise_texts(config: InvarianceConfig, dev_queries: set[str]) -> list[str]:
+def noise_texts(config: InvarianceConfig, text: TrainText, dev_queries: set[str]) -> list[str]:
     """Unrelated text from train splits: each non-dev WikiQA question's candidate sentences (one text per
     question), then seeded samples of SciFact and NFCorpus sentence passages."""
-    data = Path(config.data_dir)
     texts = []
-    for line in (data / WIKIQA_TRAIN).read_text(encoding="utf-8").splitlines():
+    for line in (Path(config.data_dir) / WIKIQA_TRAIN).read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if row["query"] not in dev_queries:
             texts.append(" ".join(row["candidates"]))
-    for seed, passages in (
-        (1, sentence_passages(load_scifact_train(data).corpus, config.passage_words)),
-        (2, nfcorpus_passages(data, config.passage_words)),
-    ):
+    for seed, passages in ((1, text.scifact_passages), (2, text.nfcorpus_passages)):
         texts += [d.text for d in random.Random(seed).sample(list(passages.values()), config.noise_passages)]
     return texts
 
@@ -181,10 +178,11 @@ def build(config: InvarianceConfig) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     recipe = RecipeConfig(data_dir=Path(config.data_dir), seed=config.seed)
     dev_queries = {g.query for g in split_labelled(recipe, random.Random(config.seed))[2]}
-    groups = base_groups(config, dev_queries)
+    text = read_train_text(config)
+    groups = base_groups(config, text, dev_queries)
     log.info("%d queries with %d passages each", len(groups), config.docs_per_query)
     reference = reference_logits(groups, Path(config.init), work, config.max_length)
-    write_groups(paired_groups(groups, reference, noise_texts(config, dev_queries), config), path)
+    write_groups(paired_groups(groups, reference, noise_texts(config, text, dev_queries), config), path)
     return path
 
 
