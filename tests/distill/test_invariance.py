@@ -19,6 +19,7 @@ from turborank.distill.invariance import (
     InvarianceConfig,
     base_groups,
     keep_reading,
+    main,
     noise_texts,
     paired_groups,
     parse_config,
@@ -67,6 +68,7 @@ def test_each_passage_comes_clean_then_surrounded_both_aimed_at_its_clean_logit(
         targets = [reference[(group.query, t)] for t in original.doc_texts]
         assert group.teacher == [t for t in targets for _ in range(2)]
         assert group.labels == [None] * 8
+        assert group.source == f"invariance:{original.source}"  # told apart from the recipe's own groups
     first, second = (next(g for g in paired if g.qid == f"q0#c{c}") for c in range(2))
     assert first.doc_texts[1::2] != second.doc_texts[1::2]  # each copy gets its own noise
     assert paired == paired_groups(groups, reference, NOISE, config)  # seeded
@@ -116,6 +118,16 @@ def test_flags_set_the_config_fields_of_the_same_name() -> None:
     assert (config.init, config.work_dir, config.max_steps, config.lr) == (Path("m"), Path("w"), 12, 1e-5)
     assert config.num_threads is None and parse_config(["--num-threads", "2"]).num_threads == 2
     assert config.copies == InvarianceConfig.copies  # unset flags keep the dataclass default
+
+
+def test_the_build_stage_writes_the_groups_and_trains_nothing(tmp_path: Path, capsys) -> None:
+    work, out = tmp_path / "work", tmp_path / "out"
+    groups, reference = _groups()
+    work.mkdir()
+    write_groups(paired_groups(groups, reference, NOISE, InvarianceConfig()), work / "train.jsonl")
+    main(["--init", str(FIXTURE), "--work", str(work), "--out", str(out), "--stage", "build"])
+    assert capsys.readouterr().out.strip() == str(work / "train.jsonl")
+    assert not out.exists() and not (work / "train").exists()
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")

@@ -12,7 +12,7 @@ import torch
 
 from turborank.checkpoint import load_model
 from turborank.distill.command import field_help
-from turborank.distill.data import Group
+from turborank.distill.data import Group, write_groups
 from turborank.distill.recipe import (
     RECIPE_FLAGS,
     RecipeConfig,
@@ -23,6 +23,7 @@ from turborank.distill.recipe import (
     cross_encoder_member,
     dev_subset,
     evaluate_teacher,
+    extra_groups,
     fit_head,
     held_out_groups,
     nfcorpus_train_queries,
@@ -32,6 +33,7 @@ from turborank.distill.recipe import (
     spread,
 )
 from turborank.distill.teachers import HybridTeacher
+from turborank.errors import InputError
 from turborank.eval.scoring import Scores
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "small"
@@ -303,3 +305,18 @@ def test_split_labelled_holds_the_dev_questions_out_of_the_labelled_train_groups
     again = split_labelled(config, random.Random(0))[2]
     assert [g.qid for g in again] == [g.qid for g in dev]  # the recipe's dev split, whoever asks
     assert [g.qid for g in split_labelled(config, random.Random(1))[2]] != [g.qid for g in dev]
+
+
+def test_extra_training_groups_must_carry_targets_and_the_recipe_group_size(tmp_path: Path) -> None:
+    def group(qid: str, n: int, teacher: list[float] | None) -> Group:
+        return Group(qid, "q", [f"d{i}" for i in range(n)], [f"t{i}" for i in range(n)], [None] * n, teacher)
+
+    path = tmp_path / "extra.jsonl"
+    write_groups([group("a", 4, [1.0, 0.0, 1.0, 0.0]), group("b", 4, [0.5] * 4)], path)
+    assert [g.qid for g in extra_groups(path, 4)] == ["a", "b"]
+    assert config_from(build_parser().parse_args(["--extra-train", str(path)])).extra_train == str(path)
+    with pytest.raises(InputError, match="must hold 8 documents, as the recipe's do; found 4"):
+        extra_groups(path, 8)
+    write_groups([group("a", 4, [1.0] * 4), group("c", 4, None)], path)
+    with pytest.raises(InputError, match="1 extra training groups carry no targets \\(first: 'c'\\)"):
+        extra_groups(path, 4)

@@ -1,6 +1,10 @@
 """Invariance fine-tuning: teach a reranker that unrelated text around a passage changes nothing.
 
     python -m turborank.distill.invariance --init DIR --work runs/inv --out runs/inv-model
+    python -m turborank.distill.invariance --init DIR --work runs/inv --stage build   # the groups alone
+
+The groups alone (``--stage build``) can join a recipe run instead (``recipe --extra-train``), next to
+the teacher's groups, so the teacher keeps the ranking while they teach the invariance.
 
 Every training passage appears twice in its group: alone, and inside whole sentences of unrelated text
 placed before, after or around it (the pair still fits ``max_length``). Both copies are regressed (MSE
@@ -151,7 +155,8 @@ def paired_groups(
                 texts += [text, surrounded_by_noise(text, noise, rng, room, unrelated_to=group.query)]
                 targets += [reference[(group.query, text)]] * 2
             labels: list[int | None] = [None] * len(texts)
-            out.append(Group(f"{group.qid}#c{copy}", group.query, ids, texts, labels, targets, group.source))
+            source = f"invariance:{group.source}"
+            out.append(Group(f"{group.qid}#c{copy}", group.query, ids, texts, labels, targets, source))
     rng.shuffle(out)
     return out
 
@@ -233,8 +238,8 @@ def keep_reading(init: Path, out: Path) -> None:
         declare_long_documents(out, reading["long_documents"], reading.get("window_length"))
 
 
-def parse_config(argv: list[str] | None = None) -> InvarianceConfig:
-    """The command line as an InvarianceConfig: the paths' flags, then one flag per other field."""
+def build_parser() -> argparse.ArgumentParser:
+    """The paths' flags, ``--stage``, then one flag per other InvarianceConfig field."""
     parser = argparse.ArgumentParser(
         prog="python -m turborank.distill.invariance", description=__doc__.split("\n")[0]
     )
@@ -244,18 +249,34 @@ def parse_config(argv: list[str] | None = None) -> InvarianceConfig:
         parser.add_argument(
             f"--{flag}", type=Path, default=default, help=f"{helps[name]} (default: {default})"
         )
+    parser.add_argument(
+        "--stage",
+        choices=("all", "build"),
+        default="all",
+        help="'build' writes the scored groups (<work>/train.jsonl) and stops: a recipe run can train on "
+        "them next to its own (--extra-train)",
+    )
     add_dataclass_arguments(parser, InvarianceConfig, FLAGS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> InvarianceConfig:
     paths = {name: getattr(args, flag) for flag, name in PATHS.items()}
     return InvarianceConfig(**paths, **{name: getattr(args, name) for name in FLAGS})
 
 
+def parse_config(argv: list[str] | None = None) -> InvarianceConfig:
+    """The command line as an InvarianceConfig."""
+    return config_from(build_parser().parse_args(argv))
+
+
 def main(argv: list[str] | None = None) -> None:
-    config = parse_config(argv)
+    args = build_parser().parse_args(argv)
+    config = config_from(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    print(run(config))
+    print(build(config) if args.stage == "build" else run(config))
 
 
 if __name__ == "__main__":

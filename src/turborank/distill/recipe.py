@@ -56,6 +56,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..eval.bm25 import BM25Index
 
 # The corpus reader alone: the pools' queries and qrels are evaluation sets and are never opened.
@@ -166,6 +167,11 @@ class RecipeConfig:
     # held-out ones: real questions make up 6 % of a 3,600-group prefix, keyword queries 70 %, while
     # MS MARCO-style evaluation queries are questions. 0 in rounds 1-2.
     n_pool_questions: int = 0
+    # A group file whose groups carry targets of their own, appended to the training groups as they are
+    # (no teacher scores, no noise copies): the invariance stage's pairs (``python -m
+    # turborank.distill.invariance --stage build``), so that one run learns the teacher's ranking and
+    # the invariance together. None in rounds 1-2b.
+    extra_train: str | None = None
     train: dict = field(default_factory=dict)  # TrainConfig overrides
 
 
@@ -184,6 +190,7 @@ RECIPE_FLAGS = (
     "cross_encoder",
     "teacher_dev_groups",
     "n_pool_questions",
+    "extra_train",
 )
 
 
@@ -454,7 +461,27 @@ def prepare(config: RecipeConfig) -> tuple[list[Group], list[Group], list[Group]
     if config.glued_fraction:
         rng = random.Random(config.seed + 2)
         train = [with_glued_words(g, rng) if rng.random() < config.glued_fraction else g for g in train]
+    if config.extra_train:
+        train += extra_groups(Path(config.extra_train), 1 + config.k_negatives)
     return train, dev, teacher_dev, teacher_info
+
+
+def extra_groups(path: Path, group_size: int) -> list[Group]:
+    """The groups of ``path``; each must carry its own targets and the recipe's group size."""
+    groups = read_groups(path)
+    unscored = [g.qid for g in groups if g.teacher is None]
+    if unscored:
+        raise InputError(
+            f"{path}: {len(unscored)} extra training groups carry no targets (first: {unscored[0]!r}); "
+            "write them with their scores (python -m turborank.distill.invariance --stage build)"
+        )
+    sizes = sorted({len(g.doc_ids) for g in groups} - {group_size})
+    if sizes:
+        raise InputError(
+            f"{path}: extra training groups must hold {group_size} documents, as the recipe's do; found "
+            f"{', '.join(map(str, sizes))} (invariance: --docs-per-query {group_size // 2})"
+        )
+    return groups
 
 
 def held_out_groups(config: RecipeConfig, groups: list[Group]) -> list[Group]:
