@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from turborank.distill.cache import CacheError, EmbeddingCache, TeacherCache, score_groups
+from turborank.distill.cache import CacheError, EmbeddingCache, PairLogitCache, TeacherCache, score_groups
 from turborank.distill.data import Group
 
 
@@ -104,3 +104,14 @@ def test_embedding_cache_round_trip(tmp_path: Path) -> None:
     assert set(found) == {"a", "b"} and np.array_equal(found["a"], vectors["a"])
     with pytest.raises(CacheError):
         EmbeddingCache(tmp_path / "e.sqlite", "another encoder")
+
+
+def test_pair_logit_cache_in_a_directory_keeps_one_file_per_scorer_identity(tmp_path) -> None:
+    with PairLogitCache.in_dir(tmp_path, "member", "scorer-a") as cache:
+        cache.put_many({("q", "t"): 1.5})
+    with PairLogitCache.in_dir(tmp_path, "member", "scorer-a") as cache:
+        assert cache.get_many([("q", "t")]) == {("q", "t"): 1.5}  # the same file, read again
+    with PairLogitCache.in_dir(tmp_path, "member", "scorer-b") as cache:
+        assert cache.get_many([("q", "t")]) == {}
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and all(n.startswith("member-") and n.endswith(".sqlite") for n in names)

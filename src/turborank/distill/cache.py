@@ -188,6 +188,13 @@ class PairLogitCache(_Store):
             "CREATE TABLE IF NOT EXISTS logits (key TEXT PRIMARY KEY, logit REAL NOT NULL)",
         )
 
+    @classmethod
+    def in_dir(cls, directory: Path, prefix: str, scorer_identity: str) -> PairLogitCache:
+        """The cache file ``<prefix>-<digest>.sqlite`` in ``directory``, one per scorer identity, so a
+        changed scorer starts a file of its own and an unchanged one is read again."""
+        digest = hashlib.sha1(scorer_identity.encode()).hexdigest()[:8]
+        return cls(directory / f"{prefix}-{digest}.sqlite", scorer_identity)
+
     @staticmethod
     def key(pair: tuple[str, str]) -> str:
         query, text = pair

@@ -22,7 +22,6 @@ questions (``recipe.split_labelled``) are left out of both, so its dev set still
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import random
@@ -166,10 +165,9 @@ def reference_logits(
 ) -> dict[tuple[str, str], float]:
     """The starting model's raw logit of every clean (query, passage) pair, kept on disk (resumable)."""
     teacher = LocalTeacher(init, max_length=max_length)
-    digest = hashlib.sha1(teacher.identity.encode()).hexdigest()[:8]
     logits: dict[tuple[str, str], float] = {}
     pairs = sorted({(g.query, text) for g in groups for text in g.doc_texts})
-    with PairLogitCache(work / f"reference-{digest}.sqlite", teacher.identity) as cache:
+    with PairLogitCache.in_dir(work, "reference", teacher.identity) as cache:
         read_through(pairs, logits, cache, teacher.score_pairs)
     return logits
 

@@ -372,8 +372,7 @@ def member_logits(work: Path, member: LocalTeacher | None) -> PairLogitCache | N
     and another teacher weighting re-scores every group, with the same member."""
     if member is None:
         return None
-    digest = hashlib.sha1(member.identity.encode()).hexdigest()[:8]
-    return PairLogitCache(work / f"member-{digest}.sqlite", member.identity)
+    return PairLogitCache.in_dir(work, "member", member.identity)
 
 
 def choose_teacher(config: RecipeConfig, dev: list[Group], work: Path) -> tuple[HybridTeacher, dict]:
