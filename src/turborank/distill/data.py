@@ -25,6 +25,7 @@ Groups are stored as JSONL, one group per line:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -421,16 +422,9 @@ def keyword_query(
     without replacement with probability proportional to IDF cubed, so a query names what the passage
     is about rather than its filler words. None when the opening has fewer than two such words.
     """
-    from bm25s.stopwords import STOPWORDS_EN_PLUS
-
     opening = " ".join(split_sentences(text)[:2])
-    words = [w.lower() for w in _WORD.findall(opening)]
     common = max(3.0, 0.02 * num_documents)  # small corpora: a few documents sharing a word is still rare
-    content = [
-        w
-        for w in dict.fromkeys(words)
-        if len(w) > 2 and w not in STOPWORDS_EN_PLUS and document_frequency.get(w, 0) <= common
-    ]
+    content = [w for w in dict.fromkeys(content_words(opening)) if document_frequency.get(w, 0) <= common]
     if len(content) < 2:
         return None
     weights = [math.log((1 + num_documents) / (1 + document_frequency.get(w, 0))) ** 3 for w in content]
@@ -568,13 +562,25 @@ def surrounded_by_noise(
     return " ".join(p for p in parts if p)
 
 
-def content_stems(text: str) -> set[str]:
-    """The first five letters of each lower-cased word of three or more letters outside the English
-    stopword list: a crude stem, so "completed" and "completion" meet and unrelated text stays so."""
-    from bm25s.stopwords import STOPWORDS_EN_PLUS
+@functools.cache
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS  # a tuple: a set makes each lookup one probe
 
-    words = (w.lower() for w in _WORD.findall(text))
-    return {w[:5] for w in words if len(w) > 2 and w not in STOPWORDS_EN_PLUS}
+    return frozenset(STOPWORDS_EN_PLUS)
+
+
+def content_words(text: str) -> list[str]:
+    """The lower-cased words of three or more letters outside the English stopword list, in order."""
+    stopwords = _stopwords()
+    return [w for w in (w.lower() for w in _WORD.findall(text)) if len(w) > 2 and w not in stopwords]
+
+
+# Cached: the noise draws test the same sentences against each query again and again.
+@functools.lru_cache(maxsize=1 << 16)
+def content_stems(text: str) -> frozenset[str]:
+    """The first five letters of each content word: a crude stem, so "completed" and "completion"
+    meet and unrelated text stays so."""
+    return frozenset(w[:5] for w in content_words(text))
 
 
 # Random passages drawn for one stretch of noise before giving up on finding enough sentences unrelated
@@ -583,7 +589,7 @@ MAX_NOISE_DRAWS = 200
 
 
 def _noise_text(
-    noise: Sequence[str], words: int, rng: random.Random, avoid: set[str] | frozenset[str] = frozenset()
+    noise: Sequence[str], words: int, rng: random.Random, avoid: frozenset[str] = frozenset()
 ) -> str:
     """Whole sentences of random passages, about ``words`` words (never cut mid-sentence), none sharing
     a stem with ``avoid``."""
