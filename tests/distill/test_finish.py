@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from turborank.distill.data import Group
-from turborank.distill.finish import WHOLE_TOLERANCE, choose_reading
+from turborank.distill.finish import WHOLE_TOLERANCE, choose_reading, declare_long_documents, keep_reading
 from turborank.errors import InputError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "small"
@@ -180,3 +180,20 @@ def test_platt_refuses_perfectly_separated_labels() -> None:
         platt(torch.tensor([-2.0, -1.0, 1.0, 2.0]), torch.tensor([0.0, 0.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match="both labels"):
         platt(torch.tensor([-2.0, 1.0]), torch.tensor([1.0, 1.0]))
+
+
+def test_keep_reading_copies_the_declared_reading_and_nothing_else(tmp_path: Path) -> None:
+    import shutil
+
+    source, out = tmp_path / "source", tmp_path / "out"
+    shutil.copytree(FIXTURE, source)
+    shutil.copytree(FIXTURE, out)
+    keep_reading(source, out)  # nothing declared: nothing added
+    assert "turborank" not in json.loads((out / "config.json").read_text())
+    declare_long_documents(source, "chunk", 192)
+    keep_reading(source, out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["turborank"] == {"long_documents": "chunk", "window_length": 192}
+    assert {k: v for k, v in config.items() if k != "turborank"} == json.loads(
+        (FIXTURE / "config.json").read_text()
+    )

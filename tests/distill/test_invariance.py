@@ -18,7 +18,6 @@ from turborank.distill.invariance import (
     SURROUNDED,
     InvarianceConfig,
     base_groups,
-    keep_reading,
     main,
     noise_texts,
     paired_groups,
@@ -80,18 +79,6 @@ def test_a_pair_without_a_reference_logit_is_an_error_not_a_guess() -> None:
     del reference[(groups[0].query, groups[0].doc_texts[0])]
     with pytest.raises(KeyError):
         paired_groups(groups, reference, NOISE, InvarianceConfig())
-
-
-def test_the_output_keeps_the_reading_its_start_declares(tmp_path: Path) -> None:
-    init, out = tmp_path / "init", tmp_path / "out"
-    shutil.copytree(FIXTURE, init)
-    shutil.copytree(FIXTURE, out)
-    keep_reading(init, out)  # nothing declared: nothing added
-    assert "turborank" not in json.loads((out / "config.json").read_text())
-    declare_long_documents(init, "chunk", 192)
-    keep_reading(init, out)
-    block = json.loads((out / "config.json").read_text())["turborank"]
-    assert block == {"long_documents": "chunk", "window_length": 192}
 
 
 def test_run_continues_the_start_on_the_built_groups(tmp_path: Path) -> None:

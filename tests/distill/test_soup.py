@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from turborank.checkpoint import load_model, save_checkpoint
+from turborank.distill.finish import declare_long_documents
 from turborank.distill.soup import average_checkpoints, main
 from turborank.distill.students import build_student, student_config
 from turborank.errors import InputError
@@ -33,6 +34,17 @@ def test_every_tensor_is_the_weighted_mean(tmp_path):
         assert torch.equal(tensor, expected), key
     assert not torch.equal(soup.classifier.weight, ma.classifier.weight)
     assert (out / "tokenizer.json").read_bytes() == (a / "tokenizer.json").read_bytes()
+
+
+def test_the_soup_is_read_as_its_first_checkpoint_until_finished(tmp_path):
+    a, b = _student(tmp_path, "a", 1), _student(tmp_path, "b", 2)
+    declare_long_documents(a, "chunk", 48)
+    declare_long_documents(b, "truncate")
+    out = average_checkpoints([(a, 0.5), (b, 0.5)], tmp_path / "soup")
+    assert json.loads((out / "config.json").read_text())["turborank"] == {
+        "long_documents": "chunk",
+        "window_length": 48,
+    }
 
 
 def test_a_soup_of_one_checkpoint_is_that_checkpoint(tmp_path):

@@ -181,3 +181,14 @@ def declare_long_documents(checkpoint: Path, mode: str, window_length: int | Non
     path = checkpoint / CONFIG_FILE
     config = json.loads(path.read_text())
     path.write_text(json.dumps({**config, "turborank": block}, indent=2) + "\n")
+
+
+def keep_reading(source: Path, out: Path) -> None:
+    """Give ``out`` the reading ``source`` declares (its long-document mode and window; the tokenizer
+    files carry the pair length). For a checkpoint trained toward ``source``'s own scores, or averaged
+    with it, whose reading has not been chosen yet: without it, ``long_documents="auto"`` would truncate."""
+    from ..checkpoint import CONFIG_FILE
+
+    reading = json.loads((source / CONFIG_FILE).read_text()).get("turborank")
+    if reading:
+        declare_long_documents(out, reading["long_documents"], reading.get("window_length"))

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CONFIG_FILE
 from ..eval.data import BeirDataset, Document, load_beir, read_corpus
 from .cache import PairLogitCache
 from .command import add_dataclass_arguments, field_help
@@ -44,7 +43,7 @@ from .data import (
     surrounded_by_noise,
     write_groups,
 )
-from .finish import declare_long_documents
+from .finish import keep_reading
 from .recipe import (
     NFCORPUS,
     QMSUM,
@@ -225,15 +224,6 @@ def run(config: InvarianceConfig) -> Path:
     out = train(model, tokenizer_dir, groups, train_config, None)
     keep_reading(Path(config.init), out)
     return out
-
-
-def keep_reading(init: Path, out: Path) -> None:
-    """Give ``out`` the reading ``init`` declares (its long-document mode and window; the tokenizer
-    files, with their length, are copied by training). The targets were ``init``'s own logits, so its
-    reading and calibration still hold."""
-    reading = json.loads((init / CONFIG_FILE).read_text()).get("turborank")
-    if reading:
-        declare_long_documents(out, reading["long_documents"], reading.get("window_length"))
 
 
 def build_parser() -> argparse.ArgumentParser:

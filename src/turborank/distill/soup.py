@@ -5,9 +5,10 @@
 Students fine-tuned from the same starting weights (all-MiniLM-L6-v2 for every ``minilm`` student) tend
 to stay in one basin of the loss, so their average can rank better than either while costing one model's
 compute: an ensemble's gain at no price in speed or size. Whether it does is for the dev set to say
-(``--stage finish`` then picks the soup's reading and calibration); averaging students that started from
-different weights gives noise, which is why the shapes, the vocabulary and the position type must match.
-The first checkpoint's tokenizer files travel with the soup.
+(``--stage finish`` then picks the soup's reading and calibration afresh); averaging students that
+started from different weights gives noise, which is why the shapes, the vocabulary and the position
+type must match. The first checkpoint's tokenizer files and declared reading travel with the soup, so it
+is measured as that checkpoint is read until ``--stage finish`` chooses again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from ..checkpoint import TOKENIZER_FILE, load_model, save_checkpoint
 from ..errors import InputError
+from .finish import keep_reading
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ def average_checkpoints(ingredients: list[tuple[Path, float]], out: Path) -> Pat
 
     Weights must be positive and sum to 1 (a soup is an interpolation, not an extrapolation); the
     checkpoints must share architecture and tokenizer. Tensors are averaged in float32 and saved in bf16,
-    as every checkpoint the recipe writes.
+    as every checkpoint the recipe writes; the first checkpoint's reading is declared for the soup.
     """
     if len(ingredients) < 2:
         raise InputError("a soup needs at least two checkpoints")
@@ -47,7 +49,9 @@ def average_checkpoints(ingredients: list[tuple[Path, float]], out: Path) -> Pat
             mixed[key] += weight * tensor
     base.load_state_dict(mixed)
     log.info("soup of %s -> %s", ", ".join(f"{d} x {w}" for d, w in ingredients), out)
-    return save_checkpoint(base, first_dir, out)
+    save_checkpoint(base, first_dir, out)
+    keep_reading(first_dir, out)
+    return out
 
 
 def _compatible(
