@@ -187,8 +187,8 @@ def keep_reading(source: Path, out: Path) -> None:
     """Give ``out`` the reading ``source`` declares (its long-document mode and window; the tokenizer
     files carry the pair length). For a checkpoint trained toward ``source``'s own scores, or averaged
     with it, whose reading has not been chosen yet: without it, ``long_documents="auto"`` would truncate."""
-    from ..checkpoint import CONFIG_FILE
+    from ..checkpoint import CONFIG_FILE, declared_long_documents, declared_window_length, optional_json_field
 
-    reading = json.loads((source / CONFIG_FILE).read_text()).get("turborank")
-    if reading:
-        declare_long_documents(out, reading["long_documents"], reading.get("window_length"))
+    if optional_json_field(source / CONFIG_FILE, "turborank") is None:
+        return  # nothing declared: out already reads as source does (truncating)
+    declare_long_documents(out, declared_long_documents(source), declared_window_length(source))
