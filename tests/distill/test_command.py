@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
 from turborank import Reranker
 from turborank.cli import build_parser, main
-from turborank.distill.command import OWN_FLAGS, field_help
+from turborank.distill import invariance, recipe, soup
+from turborank.distill.command import OWN_FLAGS, add_dataclass_arguments, field_help
 from turborank.distill.data import Group, write_groups
 from turborank.distill.train import LOG_FILE, TrainConfig
 
@@ -37,6 +41,40 @@ def test_every_train_config_field_has_a_flag_with_help():
         if f.name not in OWN_FLAGS:
             assert hasattr(args, f.name), f.name
     assert (args.batch_groups, args.bf16, args.lr) == (3, False, TrainConfig.lr)
+
+
+@dataclasses.dataclass
+class Shares:
+    # Share of real questions, in % (argparse formats help with %).
+    questions: int = 6
+
+
+def test_a_field_comment_with_a_percent_sign_renders_as_help():
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, Shares, ["questions"])
+    assert "in % (argparse formats help with %). (default: 6)" in " ".join(parser.format_help().split())
+
+
+def subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [p for a in actions for p in a.choices.values()]
+
+
+@pytest.mark.parametrize(
+    "parser",
+    [build_parser(), *subcommand_parsers(build_parser()), recipe.build_parser(), invariance.build_parser()],
+    ids=lambda p: p.prog,
+)
+def test_every_command_line_help_renders(parser):
+    # --help is the first thing a user runs; the recipe's crashed on a "6 %" in a field comment.
+    assert parser.format_help()
+
+
+def test_soup_help_renders(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        soup.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--out" in capsys.readouterr().out
 
 
 def test_distill_command_scores_trains_and_writes_a_card(tmp_path):

@@ -61,7 +61,8 @@ def add_dataclass_arguments(
         f = by_name[name]
         flag = "--" + name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
-        text = f"{helps.get(name, '')} (default: {default})"
+        # argparse reads help as a %-format string; a comment saying "6 %" must not break --help.
+        text = f"{helps.get(name, '')} (default: {default})".replace("%", "%%")
         hint = hints[name]
         if hint is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
