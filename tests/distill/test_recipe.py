@@ -249,6 +249,33 @@ def test_qmsum_groups_read_train_queries_against_train_meetings_only() -> None:
     assert groups == qmsum_groups(QMSUM, 60, 8, seed=0, passage_words=100)
 
 
+def test_set_reads_json_else_a_string_and_refuses_unknown_fields(capsys) -> None:
+    argv = [
+        "--set",
+        "loss=margin_mse",
+        "--set",
+        "lr=3e-5",
+        "--set",
+        "bf16=false",
+        "--set",
+        "loss=listwise_kl",
+    ]
+    assert config_from(build_parser().parse_args(argv)).train == {
+        "loss": "listwise_kl",
+        "lr": 3e-5,
+        "bf16": False,
+    }
+    for item, reason in [
+        ("lr_=1", "'lr_' is not a settable TrainConfig field"),
+        ("lr", "is not FIELD=VALUE"),
+    ]:
+        with pytest.raises(SystemExit):  # a typo used to be set on TrainConfig and silently ignored
+            build_parser().parse_args(["--set", item])
+        assert reason in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the recipe owns where checkpoints go
+        build_parser().parse_args(["--set", "out_dir=elsewhere"])
+
+
 def test_recipe_flags_are_config_fields_with_help():
     argv = ["--work", "w", "--n-train", "12", "--position", "alibi", "--glued-fraction", "0.25"]
     config = config_from(build_parser().parse_args([*argv, "--cross-encoder", "m", "--set", "lr=4e-5"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import logging
 import os
 import re
@@ -74,6 +75,28 @@ def add_dataclass_arguments(
             if type(None) in typing.get_args(hint):  # Optional: "none" sets None (e.g. --n-train none: all)
                 kind, metavar = _or_none(kind), f"{metavar}|none"
             group.add_argument(flag, type=kind, default=default, help=text, metavar=metavar)
+
+
+def field_override(cls: type, settable: typing.Iterable[str]) -> typing.Callable[[str], tuple[str, Any]]:
+    """An argparse type for ``FIELD=VALUE`` that sets a ``settable`` field of dataclass ``cls``: VALUE is
+    read as JSON (``lr=3e-5``, ``bf16=false``), else as a plain string (``loss=margin_mse``). Any other
+    name fails on the command line instead of being set on the config and silently ignored."""
+    names = sorted(settable)
+
+    def parse(item: str) -> tuple[str, Any]:
+        name, equals, text = item.partition("=")
+        if not equals:
+            raise argparse.ArgumentTypeError(f"{item!r} is not FIELD=VALUE (e.g. lr=3e-5)")
+        if name not in names:
+            raise argparse.ArgumentTypeError(
+                f"{name!r} is not a settable {cls.__name__} field; choose one of: {', '.join(names)}"
+            )
+        try:
+            return name, json.loads(text)
+        except json.JSONDecodeError:
+            return name, text
+
+    return parse
 
 
 def _or_none(kind: type) -> typing.Callable[[str], object]:

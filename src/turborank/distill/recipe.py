@@ -64,7 +64,7 @@ from ..eval.data import Document, load_beir, read_corpus
 from ..eval.metrics import evaluate
 from ..eval.scoring import Scores
 from .cache import EmbeddingCache, PairLogitCache, TeacherCache, score_groups
-from .command import add_dataclass_arguments
+from .command import TRAIN_FLAGS, add_dataclass_arguments, field_override
 from .data import (
     Group,
     embed_in_noise,
@@ -81,6 +81,7 @@ from .data import (
 )
 from .finish import finish_checkpoint
 from .teachers import BiEncoder, HybridTeacher, LocalTeacher
+from .train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -547,7 +548,7 @@ def noise_passages(config: RecipeConfig) -> list[str]:
 def run(config: RecipeConfig, stage: str = "all") -> Path | None:
     """Run the recipe up to ``stage`` (``data`` stops after the teacher scores)."""
     from .students import build_student, student_config
-    from .train import TrainConfig, train
+    from .train import train
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -780,13 +781,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--k", type=int, default=None, help="teacher-eval: candidates per query")
     add_dataclass_arguments(parser, RecipeConfig, RECIPE_FLAGS)
     parser.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=JSON", help="TrainConfig override, e.g. lr=7e-5"
+        "--set",
+        action="append",
+        default=[],
+        type=field_override(TrainConfig, TRAIN_FLAGS),
+        metavar="FIELD=VALUE",
+        help="TrainConfig override, e.g. lr=7e-5 or loss=margin_mse (VALUE is JSON, else a string)",
     )
     return parser
 
 
 def config_from(args: argparse.Namespace) -> RecipeConfig:
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = dict(args.set)
     flags = {name: getattr(args, name) for name in RECIPE_FLAGS}
     return RecipeConfig(data_dir=args.data, work_dir=args.work, out_dir=args.out, train=overrides, **flags)
 
