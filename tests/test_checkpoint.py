@@ -153,3 +153,23 @@ def test_declared_max_length_reads_the_tokenizer_config(checkpoint, content, exp
 def test_declared_max_length_without_a_tokenizer_config(checkpoint):
     (checkpoint / "tokenizer_config.json").unlink()
     assert declared_max_length(checkpoint) is None
+
+
+def test_saved_checkpoints_follow_the_umask(tmp_path):
+    import os
+
+    from turborank.checkpoint import load_model, save_checkpoint
+
+    model = load_model(FIXTURES / "small")
+    previous = os.umask(0o022)
+    try:
+        out = save_checkpoint(model, FIXTURES / "small", tmp_path / "saved")
+    finally:
+        os.umask(previous)
+    # safetensors' save_file alone writes 0600: another user's server could not read the weights.
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    reloaded = load_model(out)
+    assert all(
+        torch.equal(a.to(torch.bfloat16), b)
+        for a, b in zip(model.state_dict().values(), reloaded.state_dict().values(), strict=True)
+    )

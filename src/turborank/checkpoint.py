@@ -340,12 +340,14 @@ def save_checkpoint(
     dtype: torch.dtype = torch.bfloat16,
 ) -> Path:
     """Write config.json, model.safetensors (reference tensor names) and the tokenizer files."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONFIG_FILE).write_text(json.dumps(reference_config(model.config), indent=2) + "\n")
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    # Bytes written by Python, not safetensors' save_file: that creates the file 0600 whatever the umask,
+    # so a server running as another user could not read a checkpoint that its config.json said was there.
+    (out_dir / "model.safetensors").write_bytes(save(state, metadata={"format": "pt"}))
     for name in (TOKENIZER_FILE, *TOKENIZER_EXTRAS):
         source = Path(tokenizer_dir) / name
         if source.is_file() and source.resolve() != (out_dir / name).resolve():

@@ -98,3 +98,24 @@ def test_command_line(tmp_path, capsys):
         main(["--out", str(tmp_path / "soup2"), f"{a}", f"{b}:0.4"])
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "soup2"), f"{a}:0.5", f"{b}:0.2"])
+
+
+def test_an_ingredient_is_never_overwritten(tmp_path):
+    a, b = _student(tmp_path, "a", 1), _student(tmp_path, "b", 2)
+    declare_long_documents(a, "chunk", 48)
+    before = {f.name: f.read_bytes() for f in a.iterdir()}
+    for out in (a, tmp_path / "b" / ".." / "a", b):
+        with pytest.raises(InputError, match="is one of the ingredients"):
+            average_checkpoints([(a, 0.5), (b, 0.5)], out)
+    assert {f.name: f.read_bytes() for f in a.iterdir()} == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        average_checkpoints([(a, 0.5), (b, 0.5)], tmp_path / "file")
+
+
+def test_command_line_errors_are_one_line(tmp_path, capsys):
+    a = _student(tmp_path, "a", 1)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path / "soup"), f"{a}:0.5", f"{tmp_path / 'missing'}:0.5"])
+    assert exit_info.value.code == 2
+    assert "missing" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import TOKENIZER_FILE, load_model, save_checkpoint
-from ..errors import InputError
+from ..errors import InputError, TurborankError
 from .finish import keep_reading
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ def average_checkpoints(ingredients: list[tuple[Path, float]], out: Path) -> Pat
     if min(weights) <= 0 or abs(sum(weights) - 1.0) > 1e-6:
         raise InputError(f"soup weights must be positive and sum to 1, got {weights}")
     first_dir = ingredients[0][0]
+    _refuse_to_overwrite(out, [directory for directory, _ in ingredients])
     base = load_model(first_dir)
     mixed = {key: torch.zeros_like(tensor) for key, tensor in base.state_dict().items()}
     for directory, weight in ingredients:
@@ -52,6 +53,15 @@ def average_checkpoints(ingredients: list[tuple[Path, float]], out: Path) -> Pat
     save_checkpoint(base, first_dir, out)
     keep_reading(first_dir, out)
     return out
+
+
+def _refuse_to_overwrite(out: Path, ingredients: list[Path]) -> None:
+    # Writing over an ingredient would lose it, and its declared reading with it (config.json is
+    # rewritten before the reading is copied from the first checkpoint).
+    if any(out.resolve() == directory.resolve() for directory in ingredients):
+        raise InputError(f"--out {out} is one of the ingredients: write the soup to a new directory")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file: name a directory for the soup")
 
 
 def _compatible(
@@ -107,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         print(average_checkpoints(args.ingredients, args.out))
-    except InputError as error:
+    except TurborankError as error:  # a bad argument or a missing checkpoint: one line, no traceback
         parser.error(str(error))
 
 
