@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class TurborankError(Exception):
     """Base class of every error turborank raises on purpose."""
@@ -21,3 +23,20 @@ class InputError(TurborankError, ValueError):
 
 class BackendError(TurborankError):
     """Inference itself failed (NaN scores, device error). Not the caller's fault."""
+
+
+def require(name: str, value: object, valid: bool, what: str) -> None:
+    """Raise ``InputError("<name> must be <what>, got <value>")`` unless ``valid``: one wording for every
+    setting a command line or config checks before it starts long work."""
+    if not valid:
+        raise InputError(f"{name} must be {what}, got {value!r}")
+
+
+def is_whole(value: object) -> bool:
+    """An int that is not a bool (``True`` is an int to Python, never a count to a user)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value: object) -> bool:
+    """A finite int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

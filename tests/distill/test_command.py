@@ -122,6 +122,17 @@ def test_recipe_flag_runs_the_default_model_recipe(monkeypatch, tmp_path):
     assert calls == [["--out", str(tmp_path / "m"), "--seed", "3"]]
 
 
+def test_recipe_flag_refuses_flags_it_would_ignore(monkeypatch, tmp_path, capsys):
+    from turborank.distill import recipe
+
+    calls = []
+    monkeypatch.setattr(recipe, "main", calls.append)
+    extra = ["--groups", "g.jsonl", "--teacher-hybrid", "--max-steps", "5"]
+    assert main(["distill", "--recipe", "default", "--out", str(tmp_path / "m"), *extra]) == 2
+    assert "it would ignore --groups, --teacher-hybrid, --max-steps" in capsys.readouterr().err
+    assert calls == []  # nothing started: the recipe runs for hours
+
+
 def test_pseudo_query_sources_by_method(tmp_path):
     import pytest
 

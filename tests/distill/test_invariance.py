@@ -117,6 +117,29 @@ def test_the_build_stage_writes_the_groups_and_trains_nothing(tmp_path: Path, ca
     assert not out.exists() and not (work / "train").exists()
 
 
+@pytest.mark.parametrize(
+    "flags, reason",
+    [
+        (["--init", "missing"], "--init missing: not a checkpoint directory"),
+        (["--num-threads", "0"], "num_threads must be a positive integer or None, got 0"),
+        (["--max-steps", "-1"], "max_steps must be a positive integer"),
+        (["--lr", "0"], "lr must be a number > 0"),
+        (["--copies", "0"], "copies must be a positive integer"),
+        (["--data", "missing-data"], "--data missing-data is not a folder"),
+    ],
+)
+def test_bad_settings_stop_before_any_work_with_one_line(tmp_path: Path, capsys, flags, reason) -> None:
+    work = tmp_path / "work"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--init", str(FIXTURE), "--work", str(work), *flags])
+    assert exit_info.value.code == 2 and reason in capsys.readouterr().err
+    assert not work.exists()
+
+
+def test_the_default_start_is_the_shipped_model_wherever_it_runs_from() -> None:
+    assert (InvarianceConfig().init / "config.json").is_file()
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 def test_train_splits_only_and_never_a_dev_question() -> None:
     config = InvarianceConfig(n_nfcorpus=30, n_qmsum=10, noise_passages=50)

@@ -32,6 +32,7 @@ from turborank.distill.recipe import (
     split_labelled,
     spread,
 )
+from turborank.distill.recipe import main as recipe_main
 from turborank.distill.teachers import HybridTeacher
 from turborank.errors import InputError
 from turborank.eval.scoring import Scores
@@ -347,3 +348,28 @@ def test_extra_training_groups_must_carry_targets_and_the_recipe_group_size(tmp_
     write_groups([group("a", 4, [1.0] * 4), group("c", 4, None)], path)
     with pytest.raises(InputError, match="1 extra training groups carry no targets \\(first: 'c'\\)"):
         extra_groups(path, 4)
+
+
+@pytest.mark.parametrize(
+    "flags, reason",
+    [
+        (["--init", "foo"], "--init is minilm or teacher:<checkpoint directory>, got 'foo'"),
+        (["--init", "teacher:missing"], "--init teacher:missing: not a checkpoint directory"),
+        (["--cross-encoder", "missing"], "--cross-encoder missing: not a checkpoint directory"),
+        (["--max-steps", "-5"], "max_steps must be a positive integer or None, got -5"),
+        (["--noise-fraction", "2"], "noise_fraction must be a share in [0, 1], got 2.0"),
+        (["--set", "lr=abc"], "lr must be a number > 0, got 'abc'"),
+        (["--set", "batch_groups=0"], "batch_groups must be a positive integer, got 0"),
+        (["--data", "missing-data"], "--data missing-data is not a folder"),
+        (["--stage", "finish", "--out", "missing-out"], "--out missing-out: not a checkpoint directory"),
+        (["--stage", "teacher-eval"], "no teacher chosen in --work"),
+    ],
+)
+def test_bad_settings_stop_before_any_work_with_one_line(tmp_path: Path, capsys, flags, reason) -> None:
+    # Each of these used to fail only after minutes of group building, or with a traceback.
+    work = tmp_path / "work"
+    data = ["--data", str(tmp_path)] if "--data" not in flags else []
+    with pytest.raises(SystemExit) as exit_info:
+        recipe_main(["--work", str(work), *data, *flags])
+    assert exit_info.value.code == 2 and reason in capsys.readouterr().err
+    assert not work.exists()

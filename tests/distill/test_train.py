@@ -360,3 +360,24 @@ def test_dev_ndcg_reports_human_and_teacher_labelled_groups_apart() -> None:
     assert set(dev_ndcg(model, tokenizer, human, pairs[:1] + pairs[2:4], torch.device("cpu"), False)) == {
         "NDCG@10"
     }
+
+
+@pytest.mark.parametrize(
+    "setting, reason",
+    [
+        ({"batch_groups": 0}, "batch_groups must be a positive integer, got 0"),  # was ZeroDivisionError
+        ({"group_size": 1}, "group_size must be an integer >= 2, got 1"),  # was max() of an empty sequence
+        ({"lr": "abc"}, "lr must be a number > 0, got 'abc'"),
+        ({"max_steps": True}, "max_steps must be a positive integer or None, got True"),
+        ({"num_threads": 0}, "num_threads must be a positive integer or None, got 0"),
+        ({"warmup_ratio": 1.0}, "warmup_ratio must be in [0, 1), got 1.0"),
+        ({"dropout": float("nan")}, "dropout must be in [0, 1) or None, got nan"),
+        ({"decay": "step"}, "decay must be one of linear, cosine, constant"),
+        ({"loss": "hinge"}, "unknown distillation loss 'hinge'"),
+    ],
+)
+def test_bad_settings_are_refused_before_training(setting, reason) -> None:
+    with pytest.raises(InputError) as error:
+        TrainConfig(**setting).validate()
+    assert reason in str(error.value)
+    TrainConfig().validate()  # the defaults pass

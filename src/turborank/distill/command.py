@@ -171,6 +171,12 @@ def run_distill(args: argparse.Namespace) -> int:
     if args.recipe:
         from .recipe import main as recipe_main
 
+        ignored = flags_the_recipe_ignores(args)
+        if ignored:
+            raise InputError(
+                "--recipe default takes only --out, --run-dir and --seed; it would ignore "
+                f"{', '.join(ignored)}. Run `python -m turborank.distill.recipe --help` for its own settings"
+            )
         work = ["--work", str(args.run_dir)] if args.run_dir else []  # default: the recipe's own
         recipe_main(["--out", str(args.out), *work, "--seed", str(args.seed)])
         return 0
@@ -214,9 +220,28 @@ def run_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+# The flags ``--recipe default`` hands on to the recipe; it has its own settings for everything else.
+RECIPE_PASSES = ("out", "run_dir", "seed", "recipe")
+
+
+def flags_the_recipe_ignores(args: argparse.Namespace) -> list[str]:
+    """The flags set away from their defaults that ``--recipe default`` would not pass on."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return [
+        action.option_strings[0]
+        for action in parser._actions
+        if action.option_strings
+        and action.dest not in RECIPE_PASSES
+        and getattr(args, action.dest, action.default) != action.default
+    ]
+
+
 def train_config(args: argparse.Namespace) -> TrainConfig:
     values: dict[str, Any] = {name: getattr(args, name) for name in TRAIN_FLAGS}
-    return TrainConfig(out_dir=args.out, run_dir=args.run_dir, **values)
+    config = TrainConfig(out_dir=args.out, run_dir=args.run_dir, **values)
+    config.validate()  # before the data and the teacher, which can take long
+    return config
 
 
 def collect_groups(args: argparse.Namespace, k_negatives: int) -> tuple[list, list[str]]:

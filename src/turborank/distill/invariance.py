@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from ..api import DEFAULT_MODEL_DIR
+from ..errors import InputError, TurborankError, is_whole, require
 from ..eval.data import BeirDataset, Document, load_beir, read_corpus
 from .cache import PairLogitCache
 from .command import add_dataclass_arguments, field_help
@@ -55,6 +57,7 @@ from .recipe import (
     split_labelled,
 )
 from .teachers import LocalTeacher, read_through
+from .train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ SURROUNDED = "#noise"  # doc id suffix of a passage's copy inside unrelated text
 
 @dataclass
 class InvarianceConfig:
-    init: Path = Path("src/turborank/default_model")  # the model to continue, and its own frozen teacher
+    init: Path = DEFAULT_MODEL_DIR  # the model to continue (default: the shipped one), its own frozen teacher
     data_dir: Path = SHARED_DATA  # the shared data folder (train splits only are read)
     work_dir: Path = Path("runs/invariance")  # groups, the reference logits and the training state
     out_dir: Path = Path("runs/invariance-model")
@@ -192,14 +195,21 @@ def run(config: InvarianceConfig) -> Path:
     """Build the groups, then continue ``init`` on them; returns the output checkpoint."""
     from ..checkpoint import read_model_config
     from .students import build_student
-    from .train import TrainConfig, train
+    from .train import train
 
     groups = read_groups(build(config))
     # The starting model's own shape and positions: this continues it, it does not make a new student.
     model, tokenizer_dir = build_student(
         read_model_config(Path(config.init)), init=f"teacher:{config.init}", seed=config.seed
     )
-    train_config = TrainConfig(
+    out = train(model, tokenizer_dir, groups, train_config(config), None)
+    keep_reading(Path(config.init), out)
+    return out
+
+
+def train_config(config: InvarianceConfig) -> TrainConfig:
+    """The training settings of the stage: each passage's logit regressed to its clean reference."""
+    return TrainConfig(
         out_dir=Path(config.out_dir),
         run_dir=Path(config.work_dir) / "train",
         loss="pointwise_mse",  # each logit to its target, not only the order within a group
@@ -221,9 +231,22 @@ def run(config: InvarianceConfig) -> Path:
         cpu_bf16=True,
         progress=False,
     )
-    out = train(model, tokenizer_dir, groups, train_config, None)
-    keep_reading(Path(config.init), out)
-    return out
+
+
+def check_before_work(config: InvarianceConfig) -> None:
+    """Refuse what would fail only after the groups and reference logits were built (minutes)."""
+    for name in ("max_steps", "docs_per_query", "copies", "max_words", "passage_words", "noise_passages"):
+        value = getattr(config, name)
+        require(name, value, is_whole(value) and value >= 1, "a positive integer")
+    for name in ("n_nfcorpus", "n_qmsum"):
+        value = getattr(config, name)
+        require(name, value, is_whole(value) and value >= 0, "a count >= 0")
+    train_config(config).validate()  # the rest, in the trainer's own terms
+    if not (Path(config.init) / "config.json").is_file():
+        raise InputError(f"--init {config.init}: not a checkpoint directory (no config.json there)")
+    built = (Path(config.work_dir) / "train.jsonl").is_file()  # a built work directory needs no data
+    if not built and not Path(config.data_dir).is_dir():
+        raise InputError(f"--data {config.data_dir} is not a folder: point it at the shared data folder")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,12 +282,17 @@ def parse_config(argv: list[str] | None = None) -> InvarianceConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     config = config_from(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    print(build(config) if args.stage == "build" else run(config))
+    try:
+        check_before_work(config)
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        print(build(config) if args.stage == "build" else run(config))
+    except TurborankError as error:  # missing data or checkpoint: one line, no traceback
+        parser.error(str(error))
 
 
 if __name__ == "__main__":

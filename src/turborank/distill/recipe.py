@@ -56,7 +56,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, TurborankError, is_real, is_whole, require
 from ..eval.bm25 import BM25Index
 
 # The corpus reader alone: the pools' queries and qrels are evaluation sets and are never opened.
@@ -797,10 +797,49 @@ def config_from(args: argparse.Namespace) -> RecipeConfig:
     return RecipeConfig(data_dir=args.data, work_dir=args.work, out_dir=args.out, train=overrides, **flags)
 
 
+def check_before_work(config: RecipeConfig, stage: str) -> None:
+    """Refuse what would fail only after minutes of group building or teacher scoring."""
+    TrainConfig(**config.train).validate()
+    for name in ("max_steps", "n_train", "num_threads"):
+        value = getattr(config, name)
+        require(name, value, value is None or (is_whole(value) and value >= 1), "a positive integer or None")
+    for name in ("noise_fraction", "glued_fraction"):
+        value = getattr(config, name)
+        require(name, value, is_real(value) and 0 <= value <= 1, "a share in [0, 1]")
+    require("max_length", config.max_length, config.max_length >= 8, "at least 8 tokens")
+    if not Path(config.data_dir).is_dir():
+        raise InputError(f"--data {config.data_dir} is not a folder: point it at the shared data folder")
+    checkpoints = []  # (the flag as given, the directory it names)
+    if config.cross_encoder is not None:
+        checkpoints.append((f"--cross-encoder {config.cross_encoder}", config.cross_encoder))
+    if config.init.startswith("teacher:"):
+        checkpoints.append((f"--init {config.init}", config.init.removeprefix("teacher:")))
+    elif config.init != "minilm":
+        raise InputError(f"--init is minilm or teacher:<checkpoint directory>, got {config.init!r}")
+    if stage == "finish":
+        checkpoints.append((f"--out {config.out_dir}", str(config.out_dir)))
+    for given, directory in checkpoints:
+        if not (Path(directory) / "config.json").is_file():
+            raise InputError(f"{given}: not a checkpoint directory (no config.json in {directory})")
+    if stage == "teacher-eval" and not (Path(config.work_dir) / "teacher.json").is_file():
+        raise InputError(
+            f"no teacher chosen in --work {config.work_dir}: run the recipe there first (--stage data)"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = config_from(args)
+    try:
+        check_before_work(config, args.stage)
+        run_stage(config, args)
+    except TurborankError as error:  # missing data or checkpoints: one line, no traceback
+        parser.error(str(error))
+
+
+def run_stage(config: RecipeConfig, args: argparse.Namespace) -> None:
     if args.stage == "teacher-eval":
         evaluate_teacher(config, args.datasets, Path(config.work_dir) / "teacher-eval", args.k)
     elif args.stage == "finish":  # steps 5-7 need only the dev groups, not the teacher

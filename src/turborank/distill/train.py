@@ -29,7 +29,7 @@ import torch
 
 from ..checkpoint import TOKENIZER_FILE, save_checkpoint
 from ..engine import Engine, TorchBackend, collate
-from ..errors import InputError
+from ..errors import InputError, is_real, is_whole, require
 from ..model import JinaBertForSequenceClassification
 from ..tokenization import PairEncoding, PairTokenizer
 from .data import TEACHER_LABELLED, Group
@@ -85,12 +85,58 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bar
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried into the log and card
 
+    def validate(self) -> None:
+        """Refuse settings that would crash mid-run or train nothing (InputError naming the field)."""
+        if self.loss != "supervised":
+            get_loss(self.loss)
+        if self.decay not in DECAYS:
+            raise InputError(f"decay must be one of {', '.join(DECAYS)}, got {self.decay!r}")
+        for name in _POSITIVE_INTS:
+            value = getattr(self, name)
+            require(name, value, is_whole(value) and value >= 1, "a positive integer")
+        for name in ("max_steps", "num_threads"):  # None: one epoch / torch's own thread count
+            value = getattr(self, name)
+            require(
+                name, value, value is None or (is_whole(value) and value >= 1), "a positive integer or None"
+            )
+        size = self.group_size
+        require("group_size", size, is_whole(size) and size >= 2, "an integer >= 2")
+        for name in ("lr", "temperature", "grad_clip"):
+            value = getattr(self, name)
+            require(name, value, is_real(value) and value > 0, "a number > 0")
+        for name in ("weight_decay", "supervised_weight", "twin_weight"):
+            value = getattr(self, name)
+            require(name, value, is_real(value) and value >= 0, "a number >= 0")
+        warmup = self.warmup_ratio
+        require("warmup_ratio", warmup, is_real(warmup) and 0 <= warmup < 1, "in [0, 1)")
+        dropout = self.dropout
+        require(
+            "dropout",
+            dropout,
+            dropout is None or (is_real(dropout) and 0 <= dropout < 1),
+            "in [0, 1) or None",
+        )
+
     def resolved_run_dir(self) -> Path:
         out = Path(self.out_dir)
         return Path(self.run_dir) if self.run_dir is not None else out.with_name(out.name + "-run")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+_POSITIVE_INTS = (
+    "epochs",
+    "batch_groups",
+    "grad_accum",
+    "max_length",
+    "max_query_length",
+    "eval_every",
+    "save_every",
+    "log_every",
+    "bucket_batches",
+    "dev_max_docs",
+)
 
 
 def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -361,10 +407,7 @@ def train(
         >>> model, tok = build_student("minilm", init="minilm")
         >>> train(model, tok, read_groups("train.jsonl"), TrainConfig(out_dir=Path("out")), dev)
     """
-    if config.loss != "supervised":
-        get_loss(config.loss)  # fail on a bad name before tokenizing anything
-    if config.decay not in DECAYS:
-        raise InputError(f"decay must be one of {', '.join(DECAYS)}, got {config.decay!r}")
+    config.validate()  # before tokenizing anything
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     out_dir, run_dir = Path(config.out_dir), config.resolved_run_dir()
