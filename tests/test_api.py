@@ -132,3 +132,65 @@ def test_info(small_reranker):
     info = small_reranker.info()
     assert info["layers"] == 2 and info["hidden_size"] == 64 and info["max_length"] == 8192
     assert info["parameters"] > 0 and info["weights_file"] == "model.safetensors"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"num_threads": 0}, r"num_threads must be a positive integer \(>= 1\) or None, got 0"),
+        ({"num_threads": -2}, "num_threads must be a positive integer"),
+        ({"max_batch_tokens": 0}, "max_batch_tokens must be a positive integer"),
+        ({"max_batch_tokens": -5}, "max_batch_tokens must be a positive integer"),
+        ({"device": "foo"}, r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'foo'"),
+        ({"device": "cuda:x"}, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        ({"device": "meta"}, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ],
+)
+def test_from_pretrained_refuses_bad_settings(small_dir, settings, message):
+    with pytest.raises(InputError, match=message):
+        Reranker.from_pretrained(small_dir, **{"device": "cpu", **settings})
+
+
+def test_a_cuda_device_the_machine_lacks_is_refused(small_dir):
+    with pytest.raises(InputError, match="cuda:99"):
+        Reranker.from_pretrained(small_dir, device="cuda:99")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: r.compute_score([QUERY, "\ud800"]), r"sentence_pairs\[1\] holds a lone UTF-16 surrogate"),
+        (
+            lambda r: r.compute_score([[QUERY, "a"], ["\udcff", "b"]]),
+            r"sentence_pairs\[1\]\[0\] holds a lone",
+        ),
+        (lambda r: r.rerank("\ud800", ["a"]), "query holds a lone UTF-16 surrogate"),
+        (
+            lambda r: r.rerank(QUERY, ["a", "b\ud800c"]),
+            r"documents\[1\] holds a lone .*U\+D800 at character 1",
+        ),
+        (lambda r: r.rerank(QUERY, ["\ud800"], long_documents="chunk"), r"documents\[0\] holds a lone"),
+        (lambda r: r.predict([(QUERY, "a"), (QUERY, "\ud800")]), r"sentence_pairs\[1\]\[1\] holds a lone"),
+        (lambda r: r.rank(QUERY, ["a", "\ud800"]), r"documents\[1\] holds a lone"),
+    ],
+)
+def test_text_the_tokenizer_cannot_encode_is_named(small_reranker, call, message):
+    with pytest.raises(InputError, match=message):
+        call(small_reranker)
+
+
+def test_a_single_pair_error_names_the_bad_element(small_reranker):
+    with pytest.raises(InputError, match=r"sentence_pairs\[1\] must be a string, got int"):
+        small_reranker.compute_score([QUERY, 5])
+    with pytest.raises(InputError, match=r"sentence_pairs must be a \[query, document\] pair"):
+        small_reranker.compute_score([QUERY, "a", "b"])
+    with pytest.raises(InputError, match=r"sentence_pairs\[1\] must be a \[query, document\] pair.*'oops'"):
+        small_reranker.compute_score([[QUERY, "a"], "oops"])
+
+
+def test_truncation_is_checked_when_nothing_is_cut(small_reranker):
+    # Chunked reading never truncates, so a typo used to pass unnoticed there.
+    with pytest.raises(InputError, match="truncation must be one of"):
+        small_reranker.rerank(QUERY, DOCS, truncation="foo", long_documents="chunk")
+    with pytest.raises(InputError, match="truncation must be one of"):
+        small_reranker.compute_score([QUERY, DOCS[0]], truncation="foo", long_documents="chunk")

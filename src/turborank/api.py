@@ -30,7 +30,7 @@ from .cpu import cpu_dtype, cpu_features
 from .engine import Engine, default_max_batch_tokens
 from .errors import InputError, ModelNotFoundError
 from .model import JinaBertForSequenceClassification
-from .tokenization import TRUNCATION_STRATEGIES, PairEncoding, PairTokenizer
+from .tokenization import TRUNCATION_STRATEGIES, PairEncoding, PairTokenizer, check_positive, check_text
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,27 @@ class ScoringPlan:
         return sum(len(e) for e in self.encodings)
 
 
+DEVICE_CHOICES = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N' as a torch device; anything else, or a CUDA
+    device this machine lacks, is an InputError."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:  # torch's message lists device kinds turborank cannot run on
+        raise InputError(f"device must be {DEVICE_CHOICES}, got {device!r}") from exc
+    if resolved.type not in ("cpu", "cuda"):
+        raise InputError(f"device must be {DEVICE_CHOICES}, got {device!r}")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device={device!r} but CUDA is not available here: use device='cpu' or 'auto'")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise InputError(
+            f"device={device!r} but this machine has {torch.cuda.device_count()} CUDA device(s), "
+            "numbered from 0"
+        )
     return resolved
 
 
@@ -194,6 +209,7 @@ class Reranker:
         self.dtype = dtype
         self.name = name
         self.source = source
+        check_positive(max_batch_tokens, "max_batch_tokens")
         if use_token_type_ids is None:
             use_token_type_ids = self.config.uses_token_type_ids
         self.backend_name = backend
@@ -240,7 +256,10 @@ class Reranker:
 
         Raises:
             ModelNotFoundError, CheckpointError: with the problem and the fix in the message.
+            InputError: a bad ``device``, ``dtype``, ``num_threads`` or ``max_batch_tokens``.
         """
+        check_positive(num_threads, "num_threads")
+        resolved_device = resolve_device(device)
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         name = DEFAULT_MODEL_NAME if name_or_path is None else str(name_or_path)
@@ -254,7 +273,6 @@ class Reranker:
         directory = resolve_model_dir(name_or_path, revision)
         model = load_model(directory)
         tokenizer = PairTokenizer.from_file(directory / TOKENIZER_FILE, model.config.pad_token_id)
-        resolved_device = resolve_device(device)
         return cls(
             model,
             tokenizer,
@@ -303,8 +321,7 @@ class Reranker:
     ) -> list[PairEncoding]:
         """Tokenize and truncate pairs (the query keeps at most half of max_length, 512 tokens tops)."""
         max_length = self._check_max_length(max_length)
-        if truncation not in TRUNCATION_STRATEGIES:
-            raise InputError(f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
+        _check_truncation(truncation)
         return self.tokenizer.encode_pairs(pairs, max_length, _max_query_length(max_length), truncation)
 
     def encode_long(
@@ -320,6 +337,7 @@ class Reranker:
             The encodings, the pair index each belongs to, and the resolved chunking options (None when
             truncating). Chunk windows always keep the query whole up to its cap, whatever ``truncation``.
         """
+        _check_truncation(truncation)  # chunk windows ignore it, but a typo is refused on every path
         options = resolve_long_documents(long_documents, self.long_documents, self.window_length)
         if options is None:
             return self.encode(pairs, max_length, truncation), list(range(len(pairs))), None
@@ -337,7 +355,7 @@ class Reranker:
         truncation: str = "only_second",
     ) -> np.ndarray:
         """Raw logits (N, num_labels) as float32, in input order."""
-        _check_batch_size(batch_size)
+        check_positive(batch_size, "batch_size")
         return self.engine.run(self.encode(pairs, max_length, truncation), batch_size)
 
     def compute_score(
@@ -361,7 +379,7 @@ class Reranker:
         """
         self.require_single_logit("compute_score")
         pairs, _ = _as_pairs(sentence_pairs)  # one score is a bare float in either input form
-        _check_batch_size(batch_size)
+        check_positive(batch_size, "batch_size")
         encodings, owners, options = self.encode_long(pairs, max_length, truncation, long_documents)
         logits = self._run_engine(encodings, batch_size, show_progress_bar)
         options = options or LongDocuments()
@@ -387,6 +405,7 @@ class Reranker:
         self.require_single_logit("rerank")
         if not isinstance(query, str) or not query.strip():
             raise InputError("query must be a non-empty string")
+        check_text(query, "query")
         documents = _check_documents(documents)
         encodings, owners, options = self.encode_long(
             [(query, d) for d in documents], max_length, truncation, long_documents
@@ -425,8 +444,8 @@ class Reranker:
         for the others, as the reference does). ``show_progress_bar`` as
         in ``compute_score``.
         """
-        _check_top_n(top_n)
-        _check_batch_size(batch_size)
+        check_positive(top_n, "top_n")
+        check_positive(batch_size, "batch_size")
         plan = self.plan(query, documents, max_length, truncation, long_documents)
         logits = self._run_engine(plan.encodings, batch_size, show_progress_bar)
         return self.finish(plan, logits, list(documents) if return_documents else None, top_n)
@@ -463,7 +482,7 @@ class Reranker:
             (N,) scores for one label, (N, num_labels) for more; a scalar (or 0-d tensor) for a single pair.
         """
         pairs, single = _as_pairs(inputs)
-        _check_batch_size(batch_size)
+        check_positive(batch_size, "batch_size")
         logits = self._run_engine(self.encode(pairs, max_length, truncation), batch_size, show_progress_bar)
         scores = (activation_fn or self.activation_fn)(torch.from_numpy(logits))
         if self.config.num_labels == 1:
@@ -495,7 +514,7 @@ class Reranker:
         with ``return_documents``), highest score first, ties in input order, the first ``top_k``. Arguments
         as in ``predict``."""
         self.require_single_logit("rank")
-        _check_top_n(top_k, "top_k")
+        check_positive(top_k, "top_k")
         documents = _check_documents(documents.tolist() if isinstance(documents, np.ndarray) else documents)
         scores = self.predict(
             [(query, document) for document in documents],
@@ -605,16 +624,9 @@ def _max_query_length(max_length: int) -> int:
     return min(MAX_QUERY_TOKENS, max_length // 2)
 
 
-def _check_top_n(top_n: Any, name: str = "top_n") -> None:
-    if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
-        raise InputError(f"{name} must be a positive integer or None, got {top_n!r}")
-
-
-def _check_batch_size(batch_size: Any) -> None:
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
-    ):
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+def _check_truncation(truncation: str) -> None:
+    if truncation not in TRUNCATION_STRATEGIES:
+        raise InputError(f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
 
 
 def _as_pairs(sentence_pairs: Any) -> tuple[list[tuple[str, str]], bool]:
@@ -622,31 +634,29 @@ def _as_pairs(sentence_pairs: Any) -> tuple[list[tuple[str, str]], bool]:
     and whether the input was a single pair."""
     if isinstance(sentence_pairs, np.ndarray):
         sentence_pairs = sentence_pairs.tolist()
-    if (
-        isinstance(sentence_pairs, (list, tuple))
-        and len(sentence_pairs) == 2
-        and all(isinstance(t, str) for t in sentence_pairs)
-    ):
-        return [(sentence_pairs[0], sentence_pairs[1])], True
     if not isinstance(sentence_pairs, (list, tuple)):
         raise InputError(
             "sentence_pairs must be a [query, document] pair or a list of such pairs, "
             f"got {type(sentence_pairs).__name__}"
         )
-    pairs = []
-    for i, pair in enumerate(sentence_pairs):
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
-            raise InputError(
-                f"sentence_pairs[{i}] must be a [query, document] pair of strings, got {pair!r:.80}"
-            )
-        pairs.append((pair[0], pair[1]))
-    return pairs, False
+    # A list of pairs starts with a pair, so a leading string means one [query, document] pair: a bad
+    # document is then named sentence_pairs[1], not the query taken for a malformed pair.
+    if sentence_pairs and isinstance(sentence_pairs[0], str):
+        return [_check_pair(sentence_pairs, "sentence_pairs")], True
+    return [_check_pair(pair, f"sentence_pairs[{i}]") for i, pair in enumerate(sentence_pairs)], False
+
+
+def _check_pair(pair: Any, where: str) -> tuple[str, str]:
+    if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+        raise InputError(f"{where} must be a [query, document] pair of strings, got {pair!r:.80}")
+    for i, text in enumerate(pair):
+        check_text(text, f"{where}[{i}]")
+    return pair[0], pair[1]
 
 
 def _check_documents(documents: Any) -> list[str]:
     if isinstance(documents, str) or not isinstance(documents, Sequence):
         raise InputError("documents must be a list of strings")
     for i, document in enumerate(documents):
-        if not isinstance(document, str):
-            raise InputError(f"documents[{i}] must be a string, got {type(document).__name__}")
+        check_text(document, f"documents[{i}]")
     return list(documents)

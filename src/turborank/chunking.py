@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .errors import InputError
-from .tokenization import PairEncoding, PairTokenizer
+from .tokenization import PairEncoding, PairTokenizer, check_positive
 
 # The two ways to read a document longer than a pair; "auto": what the checkpoint declares
 # (``checkpoint.declared_long_documents``), else truncate.
@@ -76,9 +76,7 @@ class LongDocuments:
         if self.aggregation not in AGGREGATIONS:
             raise InputError(f"aggregation must be one of {tuple(AGGREGATIONS)}, got {self.aggregation!r}")
         for name in ("window_length", "chunk_size", "chunk_stride", "max_chunks_per_doc", "top_k"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+            check_positive(getattr(self, name), name)
         if self.chunk_size and self.chunk_stride and self.chunk_stride > self.chunk_size:
             raise InputError(
                 f"chunk_stride={self.chunk_stride} > chunk_size={self.chunk_size} would skip text between "

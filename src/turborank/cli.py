@@ -5,38 +5,78 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import TurborankError
+from .errors import InputError, TurborankError, require
+
+# --documents-format auto: a FILE with one of these suffixes is JSONL, anything else (stdin too) is lines.
+DOCUMENT_FORMATS = ("auto", "lines", "jsonl")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
-def read_documents(path: Path) -> list[str]:
-    """One document per line, or JSONL whose lines are strings or objects with a "text" field."""
-    if str(path) == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
+def read_documents(path: Path, documents_format: str = "auto") -> list[str]:
+    """The documents of a file (``-``: stdin), one per non-blank line; blank lines are skipped.
+
+    ``lines``: each line is a document as written (it may start with a quote or a brace). ``jsonl``: each
+    line is a JSON string or an object with a string "text" field, and a line that is not is an error
+    naming it. ``auto``: jsonl for a name ending in .jsonl or .ndjson; otherwise (stdin too) jsonl only
+    when every line is such a JSON document, else lines, so one line of prose that starts with a quote
+    makes the whole file plain text instead of an error.
+    """
+    if documents_format not in DOCUMENT_FORMATS:
+        raise InputError(f"documents format must be one of {DOCUMENT_FORMATS}, got {documents_format!r}")
+    lines = [(number, line) for number, line in enumerate(_read_text(path).splitlines(), 1) if line.strip()]
+    if documents_format == "lines":
+        return [line for _, line in lines]
+    if documents_format == "auto" and path.suffix.lower() not in JSONL_SUFFIXES:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TurborankError(f"cannot read documents from {path}: {exc}") from exc
-    documents = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if line.lstrip().startswith(("{", '"')):
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TurborankError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-            if isinstance(value, dict):
-                if not isinstance(value.get("text"), str):
-                    raise TurborankError(f'{path}:{number}: a JSON document needs a string "text" field')
-                value = value["text"]
-            documents.append(str(value))
-        else:
-            documents.append(line)
-    return documents
+            return [_json_document(line, f"{path}:{number}") for number, line in lines]
+        except InputError:
+            return [line for _, line in lines]
+    return [_json_document(line, f"{path}:{number}") for number, line in lines]
+
+
+def _read_text(path: Path) -> str:
+    """A file, or stdin for ``-``, decoded as strict UTF-8: stdin's own decoding may turn bad bytes into lone
+    surrogates (surrogateescape), which no tokenizer accepts."""
+    stdin = str(path) == "-"
+    try:
+        data = sys.stdin.buffer.read() if stdin else path.read_bytes()
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read documents from {'stdin' if stdin else path}: {exc}") from exc
+
+
+def _json_document(line: str, where: str) -> str:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: invalid JSON ({exc.msg})") from exc
+    if isinstance(value, dict):
+        value = value.get("text")
+    if not isinstance(value, str):
+        raise InputError(
+            f'{where}: a JSONL document is a JSON string or an object with a string "text" field'
+        )
+    return value
+
+
+def require_extra(check: Callable[[], None]) -> None:
+    """Run a ``require_*`` check of an optional extra; its ImportError, which names the pip command, becomes a
+    one-line CLI error instead of a traceback."""
+    try:
+        check()
+    except ImportError as exc:
+        raise TurborankError(str(exc)) from exc
+
+
+def check_positive_flags(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Refuse a numeric flag below 1: argparse only checks that it is a number, and 0 would otherwise be
+    taken as "unset" by ``value or default``."""
+    for name in names:
+        value = getattr(args, name)
+        require(f"--{name.replace('_', '-')}", value, value is None or value >= 1, "at least 1")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +156,7 @@ def load_reranker(args: argparse.Namespace):  # noqa: ANN201 - imported lazily t
 def cmd_rank(args: argparse.Namespace) -> int:
     documents = list(args.documents)
     if args.documents_file:
-        documents += read_documents(Path(args.documents_file))
+        documents += read_documents(Path(args.documents_file), args.documents_format)
     if not documents:
         raise TurborankError("no documents: pass them after the query or with --documents FILE")
     reranker = load_reranker(args)
@@ -161,7 +201,17 @@ def add_rank(sub: argparse._SubParsersAction) -> None:
         "-d",
         dest="documents_file",
         metavar="FILE",
-        help='file with one document per line, or JSONL (strings or {"text": ...}); - for stdin',
+        help="file of documents, - for stdin: one per line, or JSONL (see --documents-format). Blank lines "
+        "are skipped; a result's index is the document's position among all documents (those given as "
+        "arguments first, then the file's non-blank lines), not its line number",
+    )
+    p.add_argument(
+        "--documents-format",
+        choices=DOCUMENT_FORMATS,
+        default="auto",
+        help='lines: each line is a document as written; jsonl: each line a JSON string or {"text": ...}; '
+        "auto (default): jsonl for a FILE ending in .jsonl or .ndjson, else jsonl only when every line is "
+        "JSON of that form (stdin too), otherwise lines",
     )
     p.add_argument("--top-n", type=int, default=None)
     p.add_argument(
@@ -192,7 +242,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import require_dependencies
     from .server.config import from_sources
 
-    require_dependencies()
+    require_extra(require_dependencies)
     config = from_sources(args)
     if config.ray:
         from .server.ray_serve import run
@@ -312,8 +362,16 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_distill)
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from .score import require_pyarrow
+    from .score.command import run_score
+
+    require_extra(require_pyarrow)
+    return run_score(args)
+
+
 def add_score(sub: argparse._SubParsersAction) -> None:
-    from .score.command import add_arguments, run_score
+    from .score.command import add_arguments
 
     p = sub.add_parser(
         "score",
@@ -323,7 +381,7 @@ def add_score(sub: argparse._SubParsersAction) -> None:
         "interrupted run resumes where it stopped.",
     )
     add_arguments(p)
-    p.set_defaults(func=run_score)
+    p.set_defaults(func=cmd_score)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,18 +8,50 @@ disabled: the engine pads per batch.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Encoding, Tokenizer
 
-from .errors import CheckpointError, InputError
+from .errors import CheckpointError, InputError, is_whole, require
 
 TRUNCATION_STRATEGIES = ("only_second", "longest_first")
 # First prefix tried per wanted token: English runs about 4-5 characters per WordPiece token, so one
 # encode nearly always suffices; text with fewer tokens per character is retried with a longer prefix.
 CHARS_PER_TOKEN_GUESS = 8
+# Lone UTF-16 surrogates: a Python str can hold them (a JSON "\ud800" escape, bytes decoded with
+# surrogateescape), but they are not Unicode text and the Rust tokenizer rejects them with a bare TypeError.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_positive(value: Any, name: str) -> None:
+    """Refuse anything but None or an integer >= 1 (bool excluded), naming the argument."""
+    valid = value is None or (is_whole(value) and value >= 1)
+    require(name, value, valid, "a positive integer (>= 1) or None")
+
+
+def check_text(text: Any, where: str) -> None:
+    """Refuse what the tokenizer cannot encode: a non-string, or a string with a lone surrogate.
+
+    Args:
+        text: the caller's value.
+        where: how the error names it (``"query"``, ``"documents[3]"``).
+
+    Raises:
+        InputError: naming ``where`` and the offending character's position.
+    """
+    if not isinstance(text, str):
+        raise InputError(f"{where} must be a string, got {type(text).__name__}")
+    found = LONE_SURROGATE.search(text)
+    if found is not None:
+        code = f"U+{ord(found.group()):04X}"
+        raise InputError(
+            f"{where} holds a lone UTF-16 surrogate ({code} at character {found.start()}), which is not "
+            "Unicode text: decode the input as UTF-8, or replace the character"
+        )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..cli import check_positive_flags
 from ..errors import InputError
 from .cache import ScoreCache
 from .metrics import check_measures
@@ -26,6 +27,7 @@ def default_data_root() -> Path:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate the requested suites and datasets; write runs, results.json and results.md."""
+    _check_flags(args)
     specs = _specs(args)
     out = Path(args.output_dir)
     cache = ScoreCache(None if args.no_cache else Path(args.cache or out / "scores.sqlite"))
@@ -63,6 +65,23 @@ def run_report(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
     sys.stdout.write(text)
     return 0
+
+
+# Flags that configure the local model; an --endpoint run would silently ignore them.
+LOCAL_MODEL_FLAGS = ("model", "dtype", "threads", "max_length", "long_documents")
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Refuse numbers below 1 (``--k 0`` would fall back to the default) and flags an endpoint ignores."""
+    check_positive_flags(args, ("k", "sample_queries", "concurrency", "max_length"))
+    if args.endpoint:
+        given = [name for name in LOCAL_MODEL_FLAGS if getattr(args, name) is not None]
+        if given:
+            flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+            raise InputError(
+                f"{flags}: local model settings, which --endpoint (scoring through a server) would ignore; "
+                "drop them, and name the server's model with --api-model"
+            )
 
 
 def _specs(args: argparse.Namespace) -> list[DatasetSpec]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import TurborankError
+from ..errors import InputError, TurborankError
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,14 @@ class RemoteReranker:
                 "the HTTP reranker needs the eval extra: pip install 'turborank[eval]'"
             ) from exc
         if api_format not in API_FORMATS:
-            raise ValueError(f"api_format must be one of {', '.join(API_FORMATS)}, got {api_format!r}")
+            raise InputError(f"api_format must be one of {', '.join(API_FORMATS)}, got {api_format!r}")
         if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+            raise InputError(f"concurrency must be >= 1, got {concurrency}")
         self.format = API_FORMATS[api_format]
         self.api_format = api_format
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
-            raise ValueError(f"url must start with http:// or https://, got {url!r}")
+            raise InputError(f"url must start with http:// or https://, got {url!r}")
         self.url = url.rstrip("/") + self.format.path if parts.path in ("", "/") else url
         self.model = model
         self.concurrency = concurrency

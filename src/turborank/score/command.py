@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from . import require_pyarrow
 
 ON_ERROR = ("raise", "skip")
 
@@ -79,12 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    """Score the file as the flags say; print a JSON summary on stdout."""
-    require_pyarrow()
+    """Score the file as the flags say; print a JSON summary on stdout. Needs pyarrow, which the CLI
+    checks first (``require_pyarrow``)."""
     from ..cli import long_documents_from_args
     from .scoring import Columns, ModelOptions, ScoreOptions
 
-    _check_positive(args)
+    _check_flags(args)
     columns = Columns(
         args.query_column, args.document_column, tuple(args.keep_columns) if args.keep_columns else None
     )
@@ -125,10 +124,9 @@ def _job(args: argparse.Namespace, options):  # noqa: ANN001, ANN202 - ScoreOpti
     )
 
 
-def _check_positive(args: argparse.Namespace) -> None:
-    for name in ("batch_size", "top_n", "concurrency", "max_length"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+def _check_flags(args: argparse.Namespace) -> None:
+    from ..cli import check_positive_flags
+
+    check_positive_flags(args, ("batch_size", "top_n", "concurrency", "max_length"))
     if args.num_cpus <= 0 or args.num_gpus < 0:
         raise InputError("--num-cpus must be above 0 and --num-gpus at least 0")
