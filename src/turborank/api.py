@@ -30,7 +30,14 @@ from .cpu import cpu_dtype, cpu_features
 from .engine import Engine, default_max_batch_tokens
 from .errors import InputError, ModelNotFoundError
 from .model import JinaBertForSequenceClassification
-from .tokenization import TRUNCATION_STRATEGIES, PairEncoding, PairTokenizer, check_positive, check_text
+from .tokenization import (
+    MIN_TOKENS_PER_PAIR,
+    TRUNCATION_STRATEGIES,
+    PairEncoding,
+    PairTokenizer,
+    check_positive,
+    check_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -307,8 +314,8 @@ class Reranker:
     def _check_max_length(self, max_length: int | None) -> int:
         if max_length is None:
             return self.max_length
-        if not isinstance(max_length, int) or max_length < 8:
-            raise InputError(f"max_length must be an integer >= 8, got {max_length!r}")
+        if not isinstance(max_length, int) or max_length < MIN_TOKENS_PER_PAIR:
+            raise InputError(f"max_length must be an integer >= {MIN_TOKENS_PER_PAIR}, got {max_length!r}")
         if max_length > self.max_positions and not self.config.uses_alibi:
             raise InputError(
                 f"max_length={max_length} exceeds this model's {self.max_positions} position "

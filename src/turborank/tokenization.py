@@ -19,6 +19,9 @@ from tokenizers import Encoding, Tokenizer
 from .errors import CheckpointError, InputError, is_whole, require
 
 TRUNCATION_STRATEGIES = ("only_second", "longest_first")
+# The shortest pair scored (max_length's floor): room for the special tokens and a few of the query's and
+# the document's.
+MIN_TOKENS_PER_PAIR = 8
 # First prefix tried per wanted token: English runs about 4-5 characters per WordPiece token, so one
 # encode nearly always suffices; text with fewer tokens per character is retried with a longer prefix.
 CHARS_PER_TOKEN_GUESS = 8

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from .conftest import MINI, SMALL, free_port, wait_ready
 
@@ -54,3 +55,26 @@ def test_serve_from_env_and_sigterm_drains(tmp_path):
     events = [json.loads(line).get("event") if line.startswith("{") else None for line in lines]
     stopped = events.index("stopped")
     assert stopped > max(lines.index(line) for line in request_lines)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--model", "/nonexistent"], "no checkpoint directory at '/nonexistent'"),
+        (["--model", f"small={SMALL}", "--dtype", "foo"], "dtype must be one of"),
+        (["--model", f"small={SMALL}", "--port", "70000"], "--port (env TURBORANK_PORT)"),
+    ],
+)
+def test_serve_startup_failure_is_one_error_line(flags, message):
+    # These used to start uvicorn, print a traceback inside its JSON log and exit 3 ("Application startup
+    # failed"); like every other subcommand, serve now says what is wrong in one line and exits 2.
+    port = ["--port", str(free_port())] if "--port" not in flags else []
+    result = subprocess.run(
+        [sys.executable, "-m", "turborank.cli", "serve", "--threads", "1", "--device", "cpu", *port, *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("turborank: error: "), result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr

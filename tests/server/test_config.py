@@ -67,3 +67,42 @@ def test_invalid_settings_are_named():
         ServerConfig(long_documents="split")
     with pytest.raises(InputError, match="--max-queue-tokens"):
         from_sources(None, {"TURBORANK_MAX_QUEUE_TOKENS": "0"})
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--port", "-1"),
+        ("--port", "70000"),  # was an OverflowError from the socket, after the models had loaded
+        ("--log-level", "foo"),
+        ("--max-tokens-per-doc", "5"),  # every request then got 422 for a setting the client never sent
+        ("--max-chunks-per-doc", "0"),
+        ("--request-timeout", "0"),  # every request then got 504 and /health 503
+        ("--request-timeout", "-1"),
+        ("--request-timeout", "nan"),
+        ("--threads", "0"),
+        ("--graceful-timeout", "-1"),
+    ],
+)
+def test_out_of_range_settings_name_the_flag_and_its_env_var(flag, value):
+    env_var = "TURBORANK_" + flag.removeprefix("--").replace("-", "_").upper()
+    named = rf"{flag} \(env {env_var}\)"
+    with pytest.raises(InputError, match=named):
+        from_sources(parse([flag, value]), {})
+    with pytest.raises(InputError, match=named):
+        from_sources(None, {env_var: value})
+
+
+def test_log_level_is_case_insensitive():
+    assert ServerConfig(log_level="WARNING").log_level == "warning"  # uvicorn knows only lower case
+
+
+def test_max_tokens_per_doc_above_a_models_positions_is_refused():
+    from turborank.server.app import load_models
+
+    from .conftest import MINI
+
+    # The flag used to be capped at the model's positions (8,192 here) without a word.
+    config = ServerConfig(model=[f"mini={MINI}"], device="cpu", threads=1, max_tokens_per_doc=100000)
+    with pytest.raises(InputError, match=r"--max-tokens-per-doc .* at most 8192 for model 'mini'"):
+        load_models(config)

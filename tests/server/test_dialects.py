@@ -133,3 +133,30 @@ def test_tei_info(client, small_reranker):
     assert info["model_type"] == {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}
     assert info["max_input_length"] == small_reranker.max_length and info["auto_truncate"] is True
     assert info["max_client_batch_size"] == 10000 and info["version"]
+
+
+@pytest.mark.parametrize(
+    "extra", [{}, {"return_documents": True}, {"use_activation": False}, {"truncate_prompt_tokens": -1}]
+)
+def test_infinity_placeholder_model_means_the_default_on_every_documents_body(client, extra):
+    # Only Infinity's own form (with raw_scores) used to accept it; the others answered 400.
+    body = {"query": QUERY, "documents": DOCS, "model": "default/not-specified", **extra}
+    response = client.post("/rerank", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == "small"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "names"),
+    [
+        ("/rerank", {"query": QUERY, "documents": DOCS, "texts": DOCS[:1]}, "texts and documents"),
+        ("/score", {"queries": QUERY, "documents": DOCS, "text_1": "other"}, "text_1 and queries"),
+        ("/v1/score", {"text_1": QUERY, "text_2": DOCS, "documents": DOCS[:1]}, "text_2 and documents"),
+    ],
+)
+def test_two_names_for_one_input_are_refused(client, path, body, names):
+    # Used to be answered with one of them, the other silently ignored.
+    response = client.post(path, json=body)
+    assert response.status_code == 422
+    message = response.json()["error" if path == "/rerank" else "detail"]
+    assert f"{names} are two names for the same input" in message

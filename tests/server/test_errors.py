@@ -168,3 +168,38 @@ def test_error_table_is_the_openapi(server):
         documented = set(spec["paths"][path]["post"]["responses"]) - {"200"}
         assert documented == statuses
     assert PROBLEMS[EmptyInput].status == 400 and PROBLEMS[TooManyDocuments].status == 413
+
+
+@pytest.mark.parametrize(
+    ("path", "request_body", "field"),
+    [
+        ("/v2/rerank", {"model": "small", "documents": ["d"], "max_tokens_per_doc": 5}, "max_tokens_per_doc"),
+        ("/rerank", {"documents": ["d"], "truncate_prompt_tokens": 3}, "truncate_prompt_tokens"),
+        ("/score", {"text_2": ["d"], "text_1": "q", "truncate_prompt_tokens": 2}, "truncate_prompt_tokens"),
+    ],
+)
+def test_pair_length_errors_name_the_clients_field(client, path, request_body, field):
+    # Used to blame "max_length", a parameter of the library the client never sent.
+    response = client.post(path, json={"query": "q", **request_body} if path != "/score" else request_body)
+    check_error(response, path, 422, "INPUT_VALIDATION_FAILED", f"{field} must be at least 8")
+    assert "max_length" not in response.text
+
+
+def test_query_object_without_text_says_query(client):
+    response = client.post("/v1/rerank", json={"query": {"image": "x"}, "documents": ["d"]})
+    check_error(response, "/v1/rerank", 422, "INPUT_VALIDATION_FAILED", "query.text must be a string")
+    assert "documents" not in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", [*ROUTES, "/score"])
+def test_empty_json_body_is_an_invalid_body(client, path):
+    response = client.post(path, content=b"", headers={"content-type": "application/json"})
+    check_error(response, path, 400, "INPUT_INVALID_BODY", "body: empty")  # was 422 "body: Field required"
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_too_deeply_nested_json_is_named(client, path):
+    nested = b"[" * 5000 + b"]" * 5000  # valid JSON, deeper than Python's parser goes
+    raw = b'{"query": "q", "documents": ["d"], "texts": ["d"], "model": "small", "x": ' + nested + b"}"
+    response = client.post(path, content=raw, headers={"content-type": "application/json"})
+    check_error(response, path, 400, "INPUT_INVALID_BODY", "nested too deeply")  # was "not valid JSON"

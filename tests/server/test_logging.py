@@ -70,7 +70,7 @@ def test_app_factory_configures_logging(capsys):
 def test_log_format_is_checked():
     from turborank.errors import InputError
 
-    with pytest.raises(InputError, match="--log-format must be one of"):
+    with pytest.raises(InputError, match=r"--log-format \(env TURBORANK_LOG_FORMAT\) must be one of"):
         ServerConfig(log_format="xml")
 
 

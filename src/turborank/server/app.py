@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -48,7 +49,11 @@ Loader = Callable[[ServerConfig], dict[str, Reranker]]
 
 
 def load_models(config: ServerConfig) -> dict[str, Reranker]:
-    """Load every ``--model`` (the shipped model when none is given), keyed by served name."""
+    """Load every ``--model`` (the shipped model when none is given), keyed by served name.
+
+    Raises:
+        TurborankError: a model is missing, unreadable or unfit to serve, or a setting does not suit it.
+    """
     models = {}
     for name, source in config.model_specs():
         reranker = Reranker.from_pretrained(
@@ -60,6 +65,7 @@ def load_models(config: ServerConfig) -> dict[str, Reranker]:
             backend=config.backend,
         )
         reranker.require_single_logit("turborank serve")
+        config.check_length_limit(name, reranker.max_positions)
         reranker.engine.max_batch_size = config.max_batch_size
         log.info("warmed up %s on pairs of %s tokens", name, reranker.warm_up())
         models[name] = reranker
@@ -173,8 +179,8 @@ def _add_exception_handlers(app: FastAPI, render_error: Callable[[ServerError, S
             error = validation_error(list(exc.errors()))
         elif isinstance(exc, StarletteHTTPException):
             kind = FRAMEWORK_STATUS.get(exc.status_code, InternalError)
-            if kind is InvalidBody:  # FastAPI's only 400: a body that is not UTF-8 JSON
-                error = kind("body: not valid JSON text; send a JSON object encoded as UTF-8")
+            if kind is InvalidBody:  # FastAPI's only 400: a body its JSON parser gave up on
+                error = _unparsable_body(exc.__cause__)
             else:
                 error = kind(f"{exc.detail} ({request.method} {request.url.path})")
             error.headers = exc.headers  # e.g. 405's Allow
@@ -186,6 +192,23 @@ def _add_exception_handlers(app: FastAPI, render_error: Callable[[ServerError, S
 
     for kind in (ServerError, TurborankError, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(kind, on_error)
+
+
+def _unparsable_body(cause: BaseException | None) -> InvalidBody:
+    """Why FastAPI could not parse a body, from the exception its 400 was raised from."""
+    if isinstance(cause, RecursionError):
+        # Valid JSON, but Python's parser recurses once per level and stops near its recursion limit.
+        return InvalidBody(
+            "body: JSON nested too deeply to parse (the parser stops short of "
+            f"{sys.getrecursionlimit()} levels of arrays and objects inside one another); send a flatter "
+            "JSON object"
+        )
+    if isinstance(cause, UnicodeDecodeError):
+        return InvalidBody(
+            f"body: not UTF-8 text (byte {cause.object[cause.start]:#04x} at offset {cause.start}); send "
+            "a JSON object encoded as UTF-8"
+        )
+    return InvalidBody("body: not valid JSON text; send a JSON object encoded as UTF-8")
 
 
 def _add_operational_routes(app: FastAPI, config: ServerConfig, metrics: Metrics, auth: list) -> None:
@@ -223,11 +246,19 @@ def _add_operational_routes(app: FastAPI, config: ServerConfig, metrics: Metrics
 
 
 def run(config: ServerConfig) -> None:
-    """Serve until SIGINT/SIGTERM; uvicorn stops accepting, finishes in-flight requests, then exits."""
+    """Serve until SIGINT/SIGTERM; uvicorn stops accepting, finishes in-flight requests, then exits.
+
+    Raises:
+        TurborankError: a setting or a model is unusable; raised before uvicorn starts, so ``turborank
+            serve`` reports it as one error line (exit 2), not as a traceback in uvicorn's startup log.
+    """
     import uvicorn
 
+    models: dict[str, Reranker] = {}
+    app = create_app(config, loader=lambda _: models)  # checks the auth settings and sets up logging
+    models.update(load_models(config))  # outside uvicorn's lifespan, which would swallow the error
     uvicorn.run(
-        create_app(config),
+        app,
         host=config.host,
         port=config.port,
         access_log=False,  # RequestContext logs one JSON line per request instead

@@ -10,14 +10,15 @@ import dataclasses
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..chunking import LONG_DOCUMENT_MODES
 from ..errors import InputError
-from .logs import LOG_FORMATS
+from ..tokenization import MIN_TOKENS_PER_PAIR
+from .logs import LOG_FORMATS, LOG_LEVELS
 
 ENV_PREFIX = "TURBORANK_"
 # RFC 6750's b64token alphabet widened to every visible ASCII character: what a Bearer header can carry
@@ -35,6 +36,57 @@ def _setting(default: Any, help: str, blank_is_error: bool = False, **kwargs: An
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata, **kwargs)
+
+
+def _optional(valid: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """The check for a setting whose None means "the default": None passes, anything else is checked."""
+    return lambda value: value is None or valid(value)
+
+
+# (settings, check, what the check demands): ServerConfig.__post_init__ refuses a value failing its check.
+# A NaN (``--request-timeout nan``) fails every numeric check: it compares false with everything.
+RULES: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
+    (("log_format",), lambda v: v in LOG_FORMATS, f"must be one of {', '.join(LOG_FORMATS)}"),
+    (("log_level",), lambda v: v in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}"),
+    (
+        ("long_documents",),
+        lambda v: v in LONG_DOCUMENT_MODES,
+        f"must be one of {', '.join(LONG_DOCUMENT_MODES)}",
+    ),
+    (
+        (
+            "threads",
+            "max_batch_tokens",
+            "max_batch_size",
+            "max_queue_tokens",
+            "max_documents",
+            "max_body_bytes",
+            "max_chunks_per_doc",
+            "max_connections",
+            "tokenizer_threads",
+            "replicas",
+            "max_ongoing_requests",
+        ),
+        _optional(lambda v: v >= 1),
+        "must be at least 1",
+    ),
+    (
+        ("request_timeout", "read_timeout", "keep_alive_timeout", "target_ongoing_requests"),
+        lambda v: v > 0,
+        "must be above 0",
+    ),
+    (
+        ("graceful_timeout", "health_cache_seconds", "num_cpus", "num_gpus"),
+        lambda v: v >= 0,
+        "must be 0 or more",
+    ),
+    (("port",), lambda v: 0 <= v <= 65535, "must be a TCP port, 0 to 65535 (0: any free port)"),
+    (
+        ("max_tokens_per_doc",),
+        _optional(lambda v: v >= MIN_TOKENS_PER_PAIR),
+        f"must be at least {MIN_TOKENS_PER_PAIR} (tokens per pair, the special tokens included)",
+    ),
+)
 
 
 @dataclass
@@ -103,7 +155,7 @@ class ServerConfig:
     )
     request_timeout: float = _setting(60.0, "seconds a request may wait and run before it gets 504")
     graceful_timeout: float = _setting(30.0, "seconds SIGTERM waits for in-flight requests before exiting")
-    log_level: str = _setting("info", "debug, info, warning or error")
+    log_level: str = _setting("info", "debug, info, warning, error or critical")
     auth: bool | None = _setting(
         None,
         "--auth: refuse to start without an API key; --no-auth: serve without one, on any host (logged as a "
@@ -138,28 +190,13 @@ class ServerConfig:
     num_gpus: float = _setting(0.0, "with --ray: GPUs per replica")
 
     def __post_init__(self) -> None:
-        if self.log_format not in LOG_FORMATS:
-            raise InputError(f"--log-format must be one of {LOG_FORMATS}, got {self.log_format!r}")
-        if self.long_documents not in LONG_DOCUMENT_MODES:
-            raise InputError(
-                f"--long-documents must be one of {LONG_DOCUMENT_MODES}, got {self.long_documents!r}"
-            )
-        for name in (
-            "max_batch_tokens",
-            "max_batch_size",
-            "max_queue_tokens",
-            "max_documents",
-            "max_body_bytes",
-            "max_connections",
-            "tokenizer_threads",
-            "replicas",
-            "max_ongoing_requests",
-        ):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("read_timeout", "keep_alive_timeout"):
-            if not getattr(self, name) > 0:
-                raise InputError(f"{_flag(name)} must be above 0 seconds, got {getattr(self, name)}")
+        # Settings are checked here, before any model loads: a bad one stops startup with a message
+        # naming it, instead of a crash inside uvicorn or a server that answers every request with an error.
+        self.log_level = self.log_level.lower()  # uvicorn knows only the lower-case names
+        for names, valid, rule in RULES:
+            for name in names:
+                if not valid(getattr(self, name)):
+                    raise _invalid(name, getattr(self, name), rule)
         for name in ("api_key", "api_keys_file"):
             if getattr(self, name) is not None and not getattr(self, name).strip():
                 raise InputError(
@@ -167,6 +204,23 @@ class ServerConfig:
                     "to serve without one"
                 )
         self.model_aliases()  # a bad alias fails at startup, before any model loads
+
+    def check_length_limit(self, name: str, max_positions: int) -> None:
+        """Refuse a --max-tokens-per-doc that a served model cannot reach.
+
+        The flag is the most a request may ask for: silently capping it at the model's positions would
+        serve shorter pairs than the operator asked for, and /info would contradict the flag.
+
+        Raises:
+            InputError: naming the flag, its env var, the model and its limit.
+        """
+        if self.max_tokens_per_doc is not None and self.max_tokens_per_doc > max_positions:
+            raise _invalid(
+                "max_tokens_per_doc",
+                self.max_tokens_per_doc,
+                f"must be at most {max_positions} for model {name!r}, its position limit (leave the flag "
+                "out to give each model its own default)",
+            )
 
     def api_keys(self) -> list[str]:
         """The accepted keys from --api-key and --api-keys-file, checked against --auth/--no-auth and --host.
@@ -287,6 +341,11 @@ def _is_loopback(host: str) -> bool:
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _invalid(name: str, value: Any, problem: str) -> InputError:
+    """A refused setting, named both ways it can be set (flag and env var), with the value it got."""
+    return InputError(f"{_flag(name)} (env {ENV_PREFIX}{name.upper()}) {problem}, got {value!r}")
 
 
 def _base_type(f: dataclasses.Field) -> str:

@@ -18,12 +18,19 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.responses import JSONResponse
 
 from .errors import EmptyInput, InvalidInput, JinaError, openapi_responses
 from .jina import Usage
-from .service import NON_EMPTY_LIST, NonEmptyText, RerankRequest, Service, refuse_left_truncation
+from .service import (
+    NON_EMPTY_LIST,
+    NonEmptyText,
+    RerankRequest,
+    Service,
+    one_name_each,
+    refuse_left_truncation,
+)
 
 INFINITY_UNNAMED_MODEL = "default/not-specified"  # what Infinity's client sends when no model is set
 VLLM_ONLY_FIELDS = frozenset(
@@ -37,13 +44,23 @@ class SharedRerankRequest(BaseModel):
     Strict as the other dialects: ``"5"`` is not a number and ``"yes"`` not a boolean."""
 
     model_config = ConfigDict(strict=True)
-    model: str | None = Field(None, description="served model name or alias (default: the first model)")
+    model: str | None = Field(
+        None,
+        description="served model name or alias (absent or Infinity's 'default/not-specified': the first)",
+    )
     query: NonEmptyText
     documents: Annotated[list[str], NON_EMPTY_LIST]
     top_n: int | None = Field(None, ge=0, description="results to return (0 or absent: all)")
     return_documents: bool | None = Field(
         None, description="accepted; echoed documents come only in the Infinity and vLLM forms"
     )
+
+    @field_validator("model")
+    @classmethod
+    def unnamed_means_default(cls, model: str | None) -> str | None:
+        # Here, not only on Infinity's own form: its client sends the placeholder on every body, and a
+        # body without raw_scores (or one that adds a vLLM field) is parsed as another form.
+        return None if model == INFINITY_UNNAMED_MODEL else model
 
     def documents_form(self) -> Literal["string", "object"] | None:
         """How results echo documents: Infinity's plain strings, vLLM's ``{"text"}``, or not at all."""
@@ -56,11 +73,6 @@ class SharedRerankRequest(BaseModel):
 class InfinityRerankRequest(SharedRerankRequest):
     return_documents: bool | None = Field(False, description="echo each document as a string")
     raw_scores: bool = Field(False, description="return logits instead of sigmoid scores")
-
-    @field_validator("model")
-    @classmethod
-    def unnamed_means_default(cls, model: str | None) -> str | None:
-        return None if model == INFINITY_UNNAMED_MODEL else model
 
     def documents_form(self) -> Literal["string", "object"] | None:
         return "string" if self.return_documents else None
@@ -90,7 +102,7 @@ class VllmOptions(BaseModel):
         if self.truncate_prompt_tokens is None:
             return {}
         limit = self.truncate_prompt_tokens if self.truncate_prompt_tokens > 0 else None
-        return {"truncate": True, "max_tokens_per_doc": limit}
+        return {"truncate": True, "max_tokens_per_doc": limit, "length_field": "truncate_prompt_tokens"}
 
     def raw(self) -> bool:
         return self.use_activation is False
@@ -146,6 +158,9 @@ def _usage(tokens: int) -> Usage:
     return Usage(total_tokens=tokens, prompt_tokens=tokens)
 
 
+SCORE_SYNONYMS = one_name_each(("text_1", "queries"), ("text_2", "documents"))
+
+
 class ScoreRequest(VllmOptions):
     model: str | None = Field(None, description="served model name or alias (default: the first model)")
     text_1: str | list[str] = Field(
@@ -153,6 +168,12 @@ class ScoreRequest(VllmOptions):
         description="one query for every text_2, or one query per text_2 (vLLM's 1:N and N:N)",
     )
     text_2: str | list[str] = Field(validation_alias=AliasChoices("text_2", "documents"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def one_name_per_input(cls, body: Any) -> Any:
+        # AliasChoices would take the first name present and silently drop the other.
+        return SCORE_SYNONYMS(body)
 
 
 class Score(BaseModel):

@@ -84,7 +84,10 @@ def document_text(document: str | TextDoc, where: str, rank_fields: list[str] | 
     for name in fields:
         value = data.get(name)
         if not isinstance(value, str):
-            raise InvalidInput(f"{where}.{name} must be a string (documents that are objects need it)")
+            reason = (
+                "rank_fields names it" if rank_fields else f'send {where} as a string or as {{"text": ...}}'
+            )
+            raise InvalidInput(f"{where}.{name} must be a string: {reason}")
         parts.append(value)
     return "\n".join(parts)
 

@@ -15,6 +15,7 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # what uvicorn and logging both accept
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

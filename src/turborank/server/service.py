@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -16,10 +17,12 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import Depends
 from pydantic import Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 
 from ..api import Reranker, RerankResult, ScoringPlan
 from ..chunking import LongDocuments, resolve_long_documents
+from ..tokenization import MIN_TOKENS_PER_PAIR
 from .config import ServerConfig
 from .errors import (
     ClientClosed,
@@ -39,6 +42,23 @@ NonEmptyText = Annotated[str, WithJsonSchema({"type": "string", "minLength": 1, 
 NON_EMPTY_LIST = Field(json_schema_extra={"minItems": 1})
 
 
+def one_name_each(*synonyms: tuple[str, str]) -> Callable[[Any], Any]:
+    """A before-validator of bodies, refusing a body that sends two names for one input (vLLM's ``text_1`` and
+    ``queries``; TEI's ``texts`` and Infinity's ``documents``): answering with either one would silently
+    drop the other."""
+
+    def check(body: Any) -> Any:
+        for first, second in synonyms:
+            if isinstance(body, dict) and first in body and second in body:
+                raise PydanticCustomError(
+                    "conflicting_fields",
+                    f"{first} and {second} are two names for the same input; send one of them, not both",
+                )
+        return body
+
+    return check
+
+
 @dataclass
 class RerankRequest:
     """One rerank call, whatever dialect it came in."""
@@ -52,6 +72,7 @@ class RerankRequest:
     max_chunks_per_doc: int | None = None  # Cohere v1: chunk long documents, at most this many windows
     documents_field: str = "documents"  # the dialect's name for the list, used in error messages
     query_field: str = "query"
+    length_field: str = "max_tokens_per_doc"  # the dialect's name for max_tokens_per_doc
 
 
 @dataclass
@@ -138,6 +159,11 @@ class RerankService:
                 raise EmptyInput(f"{request.query_field} must be a non-empty string")
             if not request.documents:
                 raise EmptyInput(f"{request.documents_field} must hold at least one document")
+            if request.max_tokens_per_doc is not None and request.max_tokens_per_doc < MIN_TOKENS_PER_PAIR:
+                raise InvalidInput(
+                    f"{request.length_field} must be at least {MIN_TOKENS_PER_PAIR} (tokens per pair, the "
+                    f"special tokens included), got {request.max_tokens_per_doc}"
+                )
         total = sum(len(request.documents) for request in requests)
         if total > self.config.max_documents:
             raise TooManyDocuments(

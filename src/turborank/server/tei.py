@@ -12,7 +12,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Request
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, GetJsonSchemaHandler, Tag
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetJsonSchemaHandler,
+    Tag,
+)
 from pydantic_core import CoreSchema
 from starlette.responses import JSONResponse
 
@@ -26,7 +34,14 @@ from .infinity_vllm import (
     VllmRerankRequest,
     rerank_documents,
 )
-from .service import NON_EMPTY_LIST, NonEmptyText, RerankRequest, Service, refuse_left_truncation
+from .service import (
+    NON_EMPTY_LIST,
+    NonEmptyText,
+    RerankRequest,
+    Service,
+    one_name_each,
+    refuse_left_truncation,
+)
 
 PATHS = frozenset({"/rerank"})  # routes whose errors use TEI's envelope
 
@@ -97,6 +112,7 @@ RerankBody = Annotated[
         f"({', '.join(sorted(VLLM_ONLY_FIELDS))}); send one dialect (vLLM: use_activation=false for logits)",
     ),
     OverlappingBranches(),
+    BeforeValidator(one_name_each(("texts", "documents"))),  # checked before the dialect is picked
 ]
 
 

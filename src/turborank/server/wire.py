@@ -8,15 +8,13 @@ refuses surrogates. They are refused once here, before validation, with the path
 from __future__ import annotations
 
 import math
-import re
 from email.message import Message
 from typing import Any
 
 from starlette.requests import Request
 
+from ..tokenization import LONE_SURROGATE
 from .errors import InvalidBody
-
-SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def is_json_content_type(value: str | None) -> bool:
@@ -37,11 +35,11 @@ def find_unportable(value: Any) -> tuple[str, str] | None:
         path, item = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
             return path, f"{item} is not a finite number (JSON has no NaN, Infinity or out-of-range numbers)"
-        if isinstance(item, str) and SURROGATE.search(item):
+        if isinstance(item, str) and LONE_SURROGATE.search(item):
             return path, "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not Unicode text"
         if isinstance(item, dict):
             for key, child in item.items():
-                if SURROGATE.search(key):
+                if LONE_SURROGATE.search(key):
                     return path or "body", "has a key with a lone UTF-16 surrogate escape"
                 stack.append((f"{path}.{key}" if path else key, child))
         elif isinstance(item, list):
@@ -56,10 +54,12 @@ async def require_portable_json(request: Request) -> None:
     the parse FastAPI already made (Starlette caches it on the request).
 
     Raises:
-        InvalidBody: naming the field and what to send instead.
+        InvalidBody: the body is empty, or naming the field and what to send instead.
     """
-    if not is_json_content_type(request.headers.get("content-type")) or not await request.body():
+    if not is_json_content_type(request.headers.get("content-type")):
         return
+    if not await request.body():  # FastAPI would call it a missing field (422); it is a missing body
+        raise InvalidBody("body: empty; send a JSON object with the request's fields")
     found = find_unportable(await request.json())
     if found is not None:
         path, problem = found
