@@ -123,6 +123,53 @@ def test_unreachable_hub_says_to_pass_a_local_directory(monkeypatch, tmp_path):
         Reranker.from_pretrained("jinaai/jina-reranker-v1-turbo-en", device="cpu")
 
 
+def test_an_unreachable_hub_is_reported_after_one_probe_not_retries(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    probes, downloads = [], []
+
+    def no_network(url, timeout=None, **_):
+        probes.append(timeout)
+        raise ConnectionError("Name or service not known")
+
+    def download(repo_id, filename, revision=None, local_files_only=False, **_):
+        if not local_files_only:
+            downloads.append(filename)  # the retrying call: must not run when the probe failed
+        raise FileNotFoundError(filename)
+
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", no_network)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    with pytest.raises(ModelNotFoundError, match="hub cannot be reached \\(Name or service not known\\)"):
+        resolve_model_dir("jinaai/jina-reranker-v1-turbo-en")
+    assert probes == [10.0] and downloads == []
+
+
+def test_a_hub_that_answers_goes_on_to_the_download(monkeypatch, tmp_path):
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    downloads = []
+
+    def gated(url, timeout=None, **_):
+        answer = HfHubHTTPError.__new__(HfHubHTTPError)  # its constructor wants a real HTTP response
+        Exception.__init__(answer, "401 Client Error: gated repo")
+        raise answer
+
+    def download(repo_id, filename, revision=None, local_files_only=False, **_):
+        if local_files_only:
+            raise FileNotFoundError(filename)
+        downloads.append(filename)
+        raise PermissionError("401: accept the repo's terms on the hub")
+
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", gated)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    with pytest.raises(ModelNotFoundError, match="accept the repo's terms"):
+        resolve_model_dir("acme/gated-reranker")
+    assert downloads == ["config.json"]  # the download's own message, not a probe's guess
+
+
 def test_hub_snapshot_in_the_cache_loads_offline(monkeypatch, tmp_path):
     """A repo already in the huggingface_hub cache resolves without any network."""
     cache = tmp_path / "cache"

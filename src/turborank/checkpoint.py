@@ -73,15 +73,47 @@ def resolve_model_dir(name_or_path: str | os.PathLike, revision: str | None = No
     return _download_from_hub(text, revision)
 
 
+# Seconds one probe of the hub may take before an uncached model is reported unreachable.
+HUB_PROBE_TIMEOUT = 10.0
+
+
+def _unreachable(repo_id: str, filename: str, failure: Exception) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"{repo_id}/{filename} is not in the local cache and the hub cannot be reached ({failure}): "
+        "pass a local checkpoint directory, or download it on a connected machine "
+        f"(huggingface-cli download {repo_id}) and copy the cache"
+    )
+
+
+def _probe_hub(repo_id: str, revision: str | None) -> None:
+    """One request, no retries: hf_hub_download retries a network error for about 25 seconds before it
+    gives up, which offline is only a wait for the same message."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, CONFIG_FILE, revision=revision), timeout=HUB_PROBE_TIMEOUT)
+    except HfHubHTTPError:
+        return  # the hub answered (a missing or gated repo): the download says what is wrong
+    except Exception as exc:  # no network, offline mode, a timeout: whatever the HTTP library raises
+        raise _unreachable(repo_id, CONFIG_FILE, exc) from exc
+
+
 def _download_from_hub(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
+    probed = False
+
     def fetch(filename: str) -> Path:
+        nonlocal probed
         try:
             return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=True))
         except Exception:  # not cached: go online below
             pass
+        if not probed:
+            _probe_hub(repo_id, revision)
+            probed = True
         try:
             return Path(hf_hub_download(repo_id, filename, revision=revision))
         except EntryNotFoundError as exc:
@@ -90,11 +122,7 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
             failure: Exception = exc
         except Exception as exc:
             failure = exc
-        raise ModelNotFoundError(
-            f"{repo_id}/{filename} is not in the local cache and the hub cannot be reached ({failure}): "
-            "pass a local checkpoint directory, or download it on a connected machine "
-            f"(huggingface-cli download {repo_id}) and copy the cache"
-        ) from failure
+        raise _unreachable(repo_id, filename, failure) from failure
 
     directory = fetch(CONFIG_FILE).parent
     fetch(TOKENIZER_FILE)
