@@ -28,14 +28,13 @@ from .checkpoint import (
 from .chunking import LongDocuments, aggregate, chunk_pairs, resolve_long_documents
 from .cpu import cpu_dtype, cpu_features
 from .engine import Engine, default_max_batch_tokens
-from .errors import InputError, ModelNotFoundError
+from .errors import InputError, ModelNotFoundError, check_positive
 from .model import JinaBertForSequenceClassification
 from .tokenization import (
     MIN_TOKENS_PER_PAIR,
     TRUNCATION_STRATEGIES,
     PairEncoding,
     PairTokenizer,
-    check_positive,
     check_text,
 )
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import InputError
-from .tokenization import PairEncoding, PairTokenizer, check_positive
+from .errors import InputError, check_positive
+from .tokenization import PairEncoding, PairTokenizer
 
 # The two ways to read a document longer than a pair; "auto": what the checkpoint declares
 # (``checkpoint.declared_long_documents``), else truncate.

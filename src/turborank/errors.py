@@ -40,3 +40,10 @@ def is_whole(value: object) -> bool:
 def is_real(value: object) -> bool:
     """A finite int or float that is not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_positive(value: object, name: str) -> None:
+    """Refuse anything but None or an integer >= 1 (a count, a size or a thread number), naming it."""
+    require(
+        name, value, value is None or (is_whole(value) and value >= 1), "a positive integer (>= 1) or None"
+    )

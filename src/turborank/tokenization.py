@@ -16,7 +16,7 @@ from typing import Any
 
 from tokenizers import Encoding, Tokenizer
 
-from .errors import CheckpointError, InputError, is_whole, require
+from .errors import CheckpointError, InputError
 
 TRUNCATION_STRATEGIES = ("only_second", "longest_first")
 # The shortest pair scored (max_length's floor): room for the special tokens and a few of the query's and
@@ -28,12 +28,6 @@ CHARS_PER_TOKEN_GUESS = 8
 # Lone UTF-16 surrogates: a Python str can hold them (a JSON "\ud800" escape, bytes decoded with
 # surrogateescape), but they are not Unicode text and the Rust tokenizer rejects them with a bare TypeError.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def check_positive(value: Any, name: str) -> None:
-    """Refuse anything but None or an integer >= 1 (bool excluded), naming the argument."""
-    valid = value is None or (is_whole(value) and value >= 1)
-    require(name, value, valid, "a positive integer (>= 1) or None")
 
 
 def check_text(text: Any, where: str) -> None:
